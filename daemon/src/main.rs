@@ -1,0 +1,73 @@
+//! `quickmeetd`: parses flags, sets up logging and runs the daemon until SIGTERM/Ctrl-C.
+
+use anyhow::Context;
+use clap::Parser;
+use quickmeet::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// The Quick Meet daemon: chat, files and calls for the local network over HTTPS.
+///
+/// With no flags at all it serves https://0.0.0.0:8443/ with data in ./data.
+///
+/// Example: quickmeetd --listen 0.0.0.0:443 --data-dir /var/lib/quickmeet
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address and port of the HTTPS listener [default: 0.0.0.0:8443]
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Folder for the database, files and certificates [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML file with any of the settings (flags win over it)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,quickmeet=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let prepared = tokio::task::spawn_blocking(move || quickmeet_daemon::prepare(config, addr)).await??;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal_shutdown(shutdown.clone()));
+        quickmeet_daemon::run(prepared, listener, shutdown).await
+    })
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    }
+    token.cancel();
+}

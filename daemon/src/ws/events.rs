@@ -1,0 +1,198 @@
+//! The WebSocket protocol as types: one `#[serde(tag = "type", content = "data")]` enum per
+//! direction. Frames are `{"type", "data", "ref"?}`; replies to a `ref` are acks, built by
+//! [`ack_ok`] and [`ack_err`].
+
+use quickmeet::accounts::User;
+use quickmeet::chat::{Kind, Message};
+use quickmeet::ids::{FileId, GroupId, MessageId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// `{"to"}` or `{"groupId"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Where {
+    pub to: Option<UserId>,
+    pub group_id: Option<GroupId>,
+}
+
+/// `message:send` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendDm {
+    pub to: UserId,
+    #[serde(default)]
+    pub content: String,
+    pub kind: Option<Kind>,
+    pub file_id: Option<FileId>,
+    pub client_id: Option<String>,
+}
+
+/// `message:group:send` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendGroup {
+    pub group_id: GroupId,
+    #[serde(default)]
+    pub content: String,
+    pub kind: Option<Kind>,
+    pub file_id: Option<FileId>,
+    pub client_id: Option<String>,
+}
+
+/// `message:read` data: `{"userId"}` or `{"groupId"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadMark {
+    pub user_id: Option<UserId>,
+    pub group_id: Option<GroupId>,
+}
+
+/// `sync` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sync {
+    pub since: Option<String>,
+}
+
+/// `auth` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub token: String,
+}
+
+/// Everything a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ClientEvent {
+    #[serde(rename = "auth")]
+    Auth(Auth),
+    #[serde(rename = "typing:start")]
+    TypingStart(Where),
+    #[serde(rename = "typing:stop")]
+    TypingStop(Where),
+    #[serde(rename = "message:send")]
+    MessageSend(SendDm),
+    #[serde(rename = "message:group:send")]
+    MessageGroupSend(SendGroup),
+    #[serde(rename = "message:read")]
+    MessageRead(ReadMark),
+    #[serde(rename = "sync")]
+    Sync(Sync),
+}
+
+/// A client frame: the event plus its optional `ref`.
+#[derive(Debug, Deserialize)]
+pub struct Incoming {
+    #[serde(flatten)]
+    pub event: ClientEvent,
+    #[serde(rename = "ref")]
+    pub reference: Option<u64>,
+}
+
+/// Just the `ref` of a frame that failed to parse, so the error can still be an ack.
+#[derive(Deserialize)]
+pub struct RefOnly {
+    #[serde(rename = "ref")]
+    pub reference: Option<u64>,
+}
+
+/// `typing:*` as relayed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    pub from: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<GroupId>,
+}
+
+/// `message:read` as announced.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadNotice {
+    pub by: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<GroupId>,
+    pub up_to: MessageId,
+    pub read_at: String,
+}
+
+/// Everything the server sends besides acks.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ServerEvent {
+    #[serde(rename = "ready")]
+    Ready { user: User },
+    #[serde(rename = "users:online-list")]
+    OnlineList { users: Vec<UserId> },
+    #[serde(rename = "user:online")]
+    UserOnline {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+    },
+    #[serde(rename = "user:offline")]
+    UserOffline {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+        #[serde(rename = "lastSeen")]
+        last_seen: String,
+    },
+    #[serde(rename = "typing:start")]
+    TypingStart(Typing),
+    #[serde(rename = "typing:stop")]
+    TypingStop(Typing),
+    #[serde(rename = "message:receive")]
+    MessageReceive { message: Message },
+    #[serde(rename = "message:group:receive")]
+    MessageGroupReceive { message: Message },
+    #[serde(rename = "message:read")]
+    MessageRead(ReadNotice),
+    #[serde(rename = "error")]
+    Error { code: String, message: String },
+}
+
+impl ServerEvent {
+    /// The frame text. Serializing these types cannot fail.
+    pub fn to_frame(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// `{"type":"ack","ref":n,"data":…}`.
+pub fn ack_ok(reference: u64, data: serde_json::Value) -> String {
+    serde_json::json!({"type": "ack", "ref": reference, "data": data}).to_string()
+}
+
+/// `{"type":"ack","ref":n,"error":{"code","message"}}`.
+pub fn ack_err(reference: u64, code: &str, message: &str) -> String {
+    serde_json::json!({"type": "ack", "ref": reference, "error": {"code": code, "message": message}}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_parses_with_its_ref() {
+        let f: Incoming =
+            serde_json::from_str(r#"{"type":"message:send","data":{"to":"u2","content":"hi"},"ref":7}"#).unwrap();
+        assert_eq!(f.reference, Some(7));
+        assert!(matches!(f.event, ClientEvent::MessageSend(SendDm { ref content, .. }) if content == "hi"));
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_refused() {
+        assert!(serde_json::from_str::<Incoming>(r#"{"type":"nope","data":{}}"#).is_err());
+        assert!(serde_json::from_str::<Incoming>(r#"{"type":"sync","data":{"since":"a","x":1}}"#).is_err());
+    }
+
+    #[test]
+    fn server_events_use_the_protocol_names() {
+        let e = ServerEvent::UserOffline { user_id: UserId::from("u1"), last_seen: "t".into() };
+        assert_eq!(e.to_frame(), r#"{"type":"user:offline","data":{"userId":"u1","lastSeen":"t"}}"#);
+    }
+}

@@ -1,0 +1,235 @@
+//! The hub: every open WebSocket connection by user, presence transitions, and fan-out.
+//! Each connection has a bounded outbound queue; fan-out never waits on it (`try_send`),
+//! and a connection whose queue is full is closed rather than buffered without limit, so
+//! one slow consumer never stalls anyone else. A frame is serialized once and shared by
+//! every recipient (`Utf8Bytes` is reference-counted).
+
+use super::events::{ReadNotice, ServerEvent, Typing};
+use axum::extract::ws::Utf8Bytes;
+use quickmeet::chat::{Message, Receipt};
+use quickmeet::ids::{GroupId, UserId};
+use quickmeet::Core;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Identifies one connection.
+pub type ConnId = u64;
+
+/// Close code when a connection cannot keep up with what it is sent.
+pub const CLOSE_TOO_SLOW: u16 = 1008;
+/// Close code when the token of a connection was revoked or the account disabled.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// One open connection, as the hub sees it.
+#[derive(Clone)]
+pub struct Conn {
+    pub id: ConnId,
+    pub user: UserId,
+    pub jti: String,
+    tx: mpsc::Sender<Utf8Bytes>,
+    /// Cancelled to close the connection; `close_code` says why.
+    pub cancel: CancellationToken,
+    close_code: Arc<AtomicU16>,
+}
+
+impl Conn {
+    /// Queues a frame; a full queue closes the connection.
+    pub fn send(&self, frame: Utf8Bytes) {
+        match self.tx.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.close(CLOSE_TOO_SLOW),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Asks the session to close with `code`.
+    pub fn close(&self, code: u16) {
+        let _ = self.close_code.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+        self.cancel.cancel();
+    }
+
+    /// Why the connection was asked to close (0: server shutdown).
+    pub fn close_code(&self) -> u16 {
+        self.close_code.load(Ordering::Relaxed)
+    }
+}
+
+/// All connections; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    users: Arc<RwLock<HashMap<UserId, Vec<Conn>>>>,
+    next: Arc<AtomicU64>,
+    core: Core,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(core: Core) -> Hub {
+        Hub { users: Arc::default(), next: Arc::new(AtomicU64::new(1)), core }
+    }
+
+    /// Adds a connection. The user's first connection announces `user:online` to everyone
+    /// else, under the lock, so transitions are announced exactly once and in order.
+    pub fn register(&self, user: &UserId, jti: &str, tx: mpsc::Sender<Utf8Bytes>, cancel: CancellationToken) -> Conn {
+        let conn = Conn {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            user: user.clone(),
+            jti: jti.to_string(),
+            tx,
+            cancel,
+            close_code: Arc::new(AtomicU16::new(0)),
+        };
+        let mut users = self.users.write().expect("hub lock");
+        let first = !users.contains_key(user);
+        users.entry(user.clone()).or_default().push(conn.clone());
+        if first {
+            let frame: Utf8Bytes = ServerEvent::UserOnline { user_id: user.clone() }.to_frame().into();
+            for c in users.iter().filter(|(u, _)| *u != user).flat_map(|(_, cs)| cs) {
+                c.send(frame.clone());
+            }
+        }
+        conn
+    }
+
+    /// Removes a connection; the user's last one records `lastSeen` and announces
+    /// `user:offline` to everyone else.
+    pub fn unregister(&self, conn: &Conn) {
+        let last_seen = quickmeet::clock::now_rfc3339();
+        let went_offline = {
+            let mut users = self.users.write().expect("hub lock");
+            let Some(list) = users.get_mut(&conn.user) else { return };
+            list.retain(|c| c.id != conn.id);
+            if list.is_empty() {
+                users.remove(&conn.user);
+                let frame: Utf8Bytes =
+                    ServerEvent::UserOffline { user_id: conn.user.clone(), last_seen: last_seen.clone() }
+                        .to_frame()
+                        .into();
+                for c in users.values().flatten() {
+                    c.send(frame.clone());
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if went_offline {
+            let accounts = self.core.accounts.clone();
+            let user = conn.user.clone();
+            tokio::spawn(async move {
+                if let Err(e) = accounts.set_last_seen(&user, &last_seen).await {
+                    tracing::warn!(error = %e, "could not record lastSeen");
+                }
+            });
+        }
+    }
+
+    /// Whether the user has at least one open connection.
+    pub fn is_online(&self, user: &UserId) -> bool {
+        self.users.read().expect("hub lock").contains_key(user)
+    }
+
+    /// Users with at least one open connection.
+    pub fn online_users(&self) -> Vec<UserId> {
+        let mut v: Vec<UserId> = self.users.read().expect("hub lock").keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.users.read().expect("hub lock").values().map(Vec::len).sum()
+    }
+
+    /// Sends a frame to every connection of each user in `to`, except connection `except`.
+    pub fn send_to(&self, to: &[&UserId], frame: &Utf8Bytes, except: Option<ConnId>) {
+        let users = self.users.read().expect("hub lock");
+        for u in to {
+            for c in users.get(*u).into_iter().flatten() {
+                if Some(c.id) != except {
+                    c.send(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// Delivers a new message: a DM to the recipient and the sender's other connections; a
+    /// group message to every current member's connections but the sending one.
+    pub fn deliver_message(&self, msg: &Message, except: Option<ConnId>) {
+        if let Some(to) = &msg.to {
+            let frame: Utf8Bytes = ServerEvent::MessageReceive { message: msg.clone() }.to_frame().into();
+            self.send_to(&[to, &msg.from], &frame, except);
+        } else if let Some(g) = &msg.group_id {
+            let Ok(group) = self.core.groups.get(g) else { return };
+            let frame: Utf8Bytes = ServerEvent::MessageGroupReceive { message: msg.clone() }.to_frame().into();
+            let members: Vec<&UserId> = group.members.iter().collect();
+            self.send_to(&members, &frame, except);
+        }
+    }
+
+    /// Tells the DM peer (and the reader's other connections) that `reader` read up to a message.
+    pub fn announce_dm_read(&self, reader: &UserId, peer: &UserId, r: &Receipt, except: Option<ConnId>) {
+        let Some(up_to) = r.up_to.clone().filter(|_| r.updated > 0) else { return };
+        let notice = ReadNotice {
+            by: reader.clone(),
+            user_id: Some(peer.clone()),
+            group_id: None,
+            up_to,
+            read_at: r.read_at.clone(),
+        };
+        let frame: Utf8Bytes = ServerEvent::MessageRead(notice).to_frame().into();
+        self.send_to(&[peer, reader], &frame, except);
+    }
+
+    /// Tells every member of a group that `reader` read it up to a message.
+    pub fn announce_group_read(&self, reader: &UserId, group: &GroupId, r: &Receipt) {
+        let Some(up_to) = r.up_to.clone().filter(|_| r.updated > 0) else { return };
+        let Ok(g) = self.core.groups.get(group) else { return };
+        let notice = ReadNotice {
+            by: reader.clone(),
+            user_id: None,
+            group_id: Some(group.clone()),
+            up_to,
+            read_at: r.read_at.clone(),
+        };
+        let frame: Utf8Bytes = ServerEvent::MessageRead(notice).to_frame().into();
+        let members: Vec<&UserId> = g.members.iter().collect();
+        self.send_to(&members, &frame, None);
+    }
+
+    /// Relays a typing indicator to the one party concerned: the DM peer, or the group's
+    /// other members.
+    pub fn relay_typing(&self, start: bool, typing: Typing) {
+        let recipients: Vec<UserId> = match (&typing.to, &typing.group_id) {
+            (Some(to), None) => vec![to.clone()],
+            (None, Some(g)) => match self.core.groups.get(g) {
+                Ok(g) => g.members.into_iter().filter(|m| m != &typing.from).collect(),
+                Err(_) => return,
+            },
+            _ => return,
+        };
+        let ev = if start { ServerEvent::TypingStart(typing) } else { ServerEvent::TypingStop(typing) };
+        let frame: Utf8Bytes = ev.to_frame().into();
+        let refs: Vec<&UserId> = recipients.iter().collect();
+        self.send_to(&refs, &frame, None);
+    }
+
+    /// Closes every connection opened with the token `jti` (after logout).
+    pub fn close_token(&self, jti: &str) {
+        for c in self.users.read().expect("hub lock").values().flatten() {
+            if c.jti == jti {
+                c.close(CLOSE_UNAUTHORIZED);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` (account disabled or deleted).
+    pub fn close_user(&self, user: &UserId) {
+        for c in self.users.read().expect("hub lock").get(user).into_iter().flatten() {
+            c.close(CLOSE_UNAUTHORIZED);
+        }
+    }
+}

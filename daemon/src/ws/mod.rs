@@ -1,0 +1,271 @@
+//! The WebSocket gateway at `/ws`: authentication (cookie on the upgrade, or an `auth`
+//! first frame within 10 s, else close 4401), then one session loop per connection that
+//! reads client frames, writes queued outbound frames, pings every 25 s and drops a
+//! connection silent for 60 s. Frames over 64 KiB close the connection with 1009; malformed
+//! frames get an `error` (or an error ack) and the connection lives on.
+
+pub mod events;
+pub mod hub;
+
+use crate::http::extract::cookie_token;
+use crate::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use events::{ack_err, ack_ok, ClientEvent, Incoming, RefOnly, ServerEvent, Typing};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use hub::Conn;
+use quickmeet::accounts::UserRecord;
+use quickmeet::auth::Claims;
+use quickmeet::chat::{SendRequest, Target};
+use quickmeet::Error;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// Largest frame or message a client may send.
+pub const MAX_FRAME: usize = 64 * 1024;
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(25);
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// Sends of one connection waiting for their commit at once; more waits for these.
+const IN_FLIGHT: usize = 256;
+
+/// Upgrades to a WebSocket with small buffers: a 4 KiB read buffer and no write buffer
+/// keep an idle connection at a few KiB instead of tungstenite's ~134 KiB default.
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let pre = cookie_token(&headers).and_then(|t| state.core.accounts.authenticate(&t).ok());
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(usize::MAX)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket: WebSocket| async move {
+            let (sink, stream) = socket.split();
+            session(state, sink, stream, pre).await
+        })
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(t) = err.downcast_ref::<tungstenite::Error>() {
+            return matches!(t, tungstenite::Error::Capacity(_));
+        }
+        src = err.source();
+    }
+    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
+}
+
+async fn authenticate<R>(state: &AppState, stream: &mut R) -> Option<(Claims, UserRecord)>
+where
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, stream.next()).await.ok()??.ok()?;
+        match msg {
+            Message::Text(t) => {
+                return match serde_json::from_str::<Incoming>(&t) {
+                    Ok(Incoming { event: ClientEvent::Auth(a), .. }) => state.core.accounts.authenticate(&a.token).ok(),
+                    _ => None,
+                };
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// One connection from authentication to close. Generic over the socket halves so tests
+/// can drive it without a network.
+pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, pre: Option<(Claims, UserRecord)>)
+where
+    W: Sink<Message> + Unpin + Send,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+{
+    let auth = match pre {
+        Some(a) => Some(a),
+        None => authenticate(&state, &mut stream).await,
+    };
+    let Some((claims, user)) = auth else {
+        let _ = sink.send(close_frame(4401, "unauthorized")).await;
+        return;
+    };
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(state.core.config.ws_outbound_queue);
+    let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
+    let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
+    let online = ServerEvent::OnlineList { users: state.hub.online_users() }.to_frame();
+    let greeted =
+        sink.send(Message::Text(ready.into())).await.is_ok() && sink.send(Message::Text(online.into())).await.is_ok();
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
+    if !greeted {
+        state.hub.unregister(&conn);
+        return;
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = conn.cancel.cancelled() => {
+                let frame = match conn.close_code() {
+                    0 => close_frame(1001, "server shutting down"),
+                    hub::CLOSE_TOO_SLOW => close_frame(hub::CLOSE_TOO_SLOW, "too slow to keep up"),
+                    code => close_frame(code, "unauthorized"),
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
+                break;
+            }
+            Some(frame) = rx.recv() => {
+                if sink.send(Message::Text(frame)).await.is_err() {
+                    break;
+                }
+            }
+            msg = stream.next() => match msg {
+                None | Some(Ok(Message::Close(_))) => break,
+                Some(Err(e)) => {
+                    if is_too_big(&e) {
+                        let _ = sink.send(close_frame(1009, "frame too large")).await;
+                    }
+                    break;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    handle(&state, &conn, &in_flight, &text).await;
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    last_heard = Instant::now();
+                    conn.send(error_event("invalid_frame", "frames must be JSON text"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    let _ = sink.send(close_frame(1001, "idle timeout")).await;
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    state.hub.unregister(&conn);
+}
+
+fn error_event(code: &str, message: &str) -> Utf8Bytes {
+    ServerEvent::Error { code: code.to_string(), message: message.to_string() }.to_frame().into()
+}
+
+/// Replies with an error ack when the frame had a `ref`, else an `error` event.
+fn reply_err(conn: &Conn, reference: Option<u64>, e: &Error) {
+    let msg = e.public_message();
+    match reference {
+        Some(r) => conn.send(ack_err(r, e.code(), &msg).into()),
+        None => conn.send(error_event(e.code(), &msg)),
+    }
+}
+
+fn reply_ok(conn: &Conn, reference: Option<u64>, data: serde_json::Value) {
+    if let Some(r) = reference {
+        conn.send(ack_ok(r, data).into());
+    }
+}
+
+async fn handle(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>, text: &str) {
+    let frame = match serde_json::from_str::<Incoming>(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
+            let detail =
+                if e.to_string().contains("unknown variant") { "unknown event type" } else { "malformed frame" };
+            reply_err(conn, reference, &Error::Invalid("invalid_frame", format!("{detail}: {e}")));
+            return;
+        }
+    };
+    let reference = frame.reference;
+    let me = &conn.user;
+    let result: Result<Option<serde_json::Value>, Error> = match frame.event {
+        ClientEvent::Auth(_) => Err(Error::invalid("this connection is already authenticated")),
+        ClientEvent::TypingStart(w) | ClientEvent::TypingStop(w) if w.to.is_some() == w.group_id.is_some() => {
+            Err(Error::invalid("give exactly one of to or groupId"))
+        }
+        ClientEvent::TypingStart(w) => typing(state, conn, true, w),
+        ClientEvent::TypingStop(w) => typing(state, conn, false, w),
+        ClientEvent::MessageSend(m) => {
+            let req = SendRequest { content: m.content, kind: m.kind, file_id: m.file_id, client_id: m.client_id };
+            return send(state, conn, in_flight, reference, Target::User(m.to), req).await;
+        }
+        ClientEvent::MessageGroupSend(m) => {
+            let req = SendRequest { content: m.content, kind: m.kind, file_id: m.file_id, client_id: m.client_id };
+            return send(state, conn, in_flight, reference, Target::Group(m.group_id), req).await;
+        }
+        ClientEvent::MessageRead(r) => match (r.user_id, r.group_id) {
+            (Some(peer), None) => state.core.chat.mark_dm_read(me, &peer).await.map(|rc| {
+                state.hub.announce_dm_read(me, &peer, &rc, Some(conn.id));
+                Some(serde_json::json!({"updated": rc.updated, "upTo": rc.up_to}))
+            }),
+            (None, Some(g)) => state.core.chat.mark_group_read(me, &g).await.map(|rc| {
+                state.hub.announce_group_read(me, &g, &rc);
+                Some(serde_json::json!({"updated": rc.updated, "upTo": rc.up_to}))
+            }),
+            _ => Err(Error::invalid("give exactly one of userId or groupId")),
+        },
+        ClientEvent::Sync(s) => {
+            state.core.chat.sync(me, s.since.as_deref()).await.map(|page| serde_json::to_value(page).ok())
+        }
+    };
+    match result {
+        Ok(data) => reply_ok(conn, reference, data.unwrap_or_else(|| serde_json::json!({}))),
+        Err(e) => reply_err(conn, reference, &e),
+    }
+}
+
+fn typing(state: &AppState, conn: &Conn, start: bool, w: events::Where) -> Result<Option<serde_json::Value>, Error> {
+    if let Some(to) = &w.to {
+        if !state.core.accounts.exists(to) || to == &conn.user {
+            return Err(Error::NotFound("user"));
+        }
+    }
+    if let Some(g) = &w.group_id {
+        state.core.groups.get_as_member(g, &conn.user)?;
+    }
+    state.hub.relay_typing(start, Typing { from: conn.user.clone(), to: w.to, group_id: w.group_id });
+    Ok(None)
+}
+
+/// Queues a send in order, then waits for its commit off the session loop: the ack and the
+/// delivery go out only once the message is durable.
+async fn send(
+    state: &AppState,
+    conn: &Conn,
+    in_flight: &Arc<Semaphore>,
+    reference: Option<u64>,
+    target: Target,
+    req: SendRequest,
+) {
+    let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+    let pending = match state.core.chat.submit(&conn.user, target, req).await {
+        Ok(p) => p,
+        Err(e) => return reply_err(conn, reference, &e),
+    };
+    let (hub, conn) = (state.hub.clone(), conn.clone());
+    tokio::spawn(async move {
+        let _permit = permit;
+        match pending.wait().await {
+            Ok((message, new)) => {
+                if new {
+                    hub.deliver_message(&message, Some(conn.id));
+                }
+                reply_ok(&conn, reference, serde_json::json!({"message": message}));
+            }
+            Err(e) => reply_err(&conn, reference, &e),
+        }
+    });
+}

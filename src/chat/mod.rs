@@ -1,0 +1,405 @@
+//! Chat: sending, history, read receipts, unread counts and catch-up (`sync`) for 1-to-1
+//! and group conversations. Sends go through the group-commit [`writer`]; a message is
+//! returned (and so acknowledged and delivered by the daemon) only once it is durable.
+//! Who may do what is decided here, so REST and WebSocket share one set of rules.
+
+pub(crate) mod data;
+mod writer;
+
+use crate::accounts::Accounts;
+use crate::error::{Error, Result};
+use crate::files::FileInfo;
+use crate::groups::Groups;
+use crate::ids::{FileId, GroupId, MessageId, UserId};
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Longest message content, in characters.
+pub const MAX_CONTENT: usize = 10_000;
+/// Most messages one `sync` returns.
+pub const SYNC_LIMIT: usize = 500;
+
+/// Text or file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Text,
+    File,
+}
+
+/// A stored message as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: MessageId,
+    pub from: UserId,
+    pub to: Option<UserId>,
+    pub group_id: Option<GroupId>,
+    pub kind: Kind,
+    pub content: String,
+    pub file: Option<FileInfo>,
+    pub client_id: Option<String>,
+    pub created_at: String,
+    pub read_at: Option<String>,
+    /// Group messages only: members (other than the sender) who have read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<Vec<UserId>>,
+}
+
+/// Where a message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    User(UserId),
+    Group(GroupId),
+}
+
+/// A validated message waiting to be stored.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub from: UserId,
+    pub target: Target,
+    pub kind: Kind,
+    pub content: String,
+    pub file: Option<FileInfo>,
+    pub client_id: Option<String>,
+}
+
+/// What a client asks to send (REST body or WebSocket data, already parsed).
+#[derive(Clone, Debug, Default)]
+pub struct SendRequest {
+    pub content: String,
+    pub kind: Option<Kind>,
+    pub file_id: Option<FileId>,
+    pub client_id: Option<String>,
+}
+
+/// One page of history, oldest to newest.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+}
+
+/// The outcome of marking a conversation read.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub updated: u64,
+    pub up_to: Option<MessageId>,
+    pub read_at: String,
+}
+
+/// Unread counts per DM peer and per group.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Unread {
+    pub users: BTreeMap<UserId, u64>,
+    pub groups: BTreeMap<GroupId, u64>,
+}
+
+/// A message queued for the writer; [`PendingSend::wait`] resolves once it is durable.
+pub struct PendingSend {
+    rx: oneshot::Receiver<Result<(Message, bool)>>,
+}
+
+impl PendingSend {
+    /// Waits for the commit. `true` when new, `false` when the `clientId` was seen before.
+    pub async fn wait(self) -> Result<(Message, bool)> {
+        let (mut msg, new) = self.rx.await.map_err(|_| Error::Unavailable("shutting down".into()))??;
+        if msg.group_id.is_some() {
+            msg.read_by = Some(Vec::new());
+        }
+        Ok((msg, new))
+    }
+}
+
+/// Resolves a `fileId` in a send to the file it names, checking the sender may share it.
+pub type FileResolver = Arc<dyn Fn(&UserId, &FileId) -> Result<FileInfo> + Send + Sync>;
+
+/// The chat service; cheap to clone.
+#[derive(Clone)]
+pub struct Chat {
+    store: Store,
+    accounts: Accounts,
+    groups: Groups,
+    writer: mpsc::Sender<writer::Op>,
+    writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    files: Arc<Mutex<Option<FileResolver>>>,
+}
+
+fn validate_client_id(c: &str) -> Result<()> {
+    if c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Invalid("invalid_client_id", "clientId must be 1–64 printable ASCII characters".into()));
+    }
+    Ok(())
+}
+
+impl Chat {
+    /// Starts the writer thread.
+    pub fn new(store: Store, accounts: Accounts, groups: Groups) -> Result<Chat> {
+        let (writer, handle) = writer::spawn(store.clone())?;
+        Ok(Chat {
+            store,
+            accounts,
+            groups,
+            writer,
+            writer_thread: Arc::new(Mutex::new(Some(handle))),
+            files: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Installs the resolver that turns `fileId`s into files (the files service).
+    pub fn set_file_resolver(&self, r: FileResolver) {
+        *self.files.lock().expect("files lock") = Some(r);
+    }
+
+    /// Validates, authorizes and durably stores a message. Returns it with `true` when new,
+    /// or the earlier message with `false` when `clientId` was already used by this sender.
+    pub async fn send(&self, from: &UserId, target: Target, req: SendRequest) -> Result<(Message, bool)> {
+        self.submit(from, target, req).await?.wait().await
+    }
+
+    /// Validates and authorizes a message and queues it for the writer, without waiting
+    /// for the commit. Messages submitted one after another are stored in that order, so a
+    /// connection can keep several sends in flight and still keep their order.
+    pub async fn submit(&self, from: &UserId, target: Target, req: SendRequest) -> Result<PendingSend> {
+        match &target {
+            Target::User(to) => {
+                if to == from {
+                    return Err(Error::invalid("you cannot send a message to yourself"));
+                }
+                if !self.accounts.exists(to) {
+                    return Err(Error::NotFound("user"));
+                }
+            }
+            Target::Group(g) => {
+                self.groups.get_as_member(g, from)?;
+            }
+        }
+        let kind = req.kind.unwrap_or(if req.file_id.is_some() { Kind::File } else { Kind::Text });
+        let chars = req.content.chars().count();
+        let file = match (kind, &req.file_id) {
+            (Kind::Text, Some(_)) => return Err(Error::invalid("fileId is only allowed with kind \"file\"")),
+            (Kind::Text, None) => {
+                if chars == 0 || req.content.trim().is_empty() {
+                    return Err(Error::Invalid("empty_content", "message content must not be empty".into()));
+                }
+                None
+            }
+            (Kind::File, None) => return Err(Error::invalid("a file message needs a fileId")),
+            (Kind::File, Some(fid)) => {
+                let resolver = self.files.lock().expect("files lock").clone();
+                match resolver {
+                    Some(r) => Some(r(from, fid)?),
+                    None => return Err(Error::NotFound("file")),
+                }
+            }
+        };
+        if chars > MAX_CONTENT {
+            return Err(Error::TooLarge(
+                "content_too_long",
+                format!("message content is limited to {MAX_CONTENT} characters"),
+            ));
+        }
+        if let Some(c) = &req.client_id {
+            validate_client_id(c)?;
+        }
+        let draft = Draft { from: from.clone(), target, kind, content: req.content, file, client_id: req.client_id };
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(writer::Op::Append(Box::new(writer::Append { draft, reply })))
+            .await
+            .map_err(|_| Error::Unavailable("shutting down".into()))?;
+        Ok(PendingSend { rx })
+    }
+
+    /// A page of a conversation's history: the newest `limit` messages before `before`.
+    pub async fn history(&self, me: &UserId, target: &Target, before: Option<&str>, limit: usize) -> Result<Page> {
+        if !(1..=100).contains(&limit) {
+            return Err(Error::Invalid("invalid_limit", "limit must be between 1 and 100".into()));
+        }
+        let members = match target {
+            Target::User(peer) => {
+                if self.accounts.get(peer).is_none() {
+                    return Err(Error::NotFound("user"));
+                }
+                None
+            }
+            Target::Group(g) => Some(self.groups.get_as_member(g, me)?.members),
+        };
+        let conv = data::conv_key(target, me);
+        let before_seq = match before {
+            Some(id) => self.cursor(id, &conv).await?,
+            None => u64::MAX,
+        };
+        let store = self.store.clone();
+        let (mut messages, has_more) = tokio::task::spawn_blocking(move || -> Result<(Vec<Message>, bool)> {
+            let mut rows = data::range(&store, &conv, 0, before_seq, limit + 1, true)?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            rows.reverse();
+            let seqs: Vec<u64> = rows.iter().map(|r| r.0).collect();
+            let mut msgs = data::load(&store, &seqs)?;
+            if let Some(members) = members {
+                fill_read_by(&store, &conv, &members, &seqs, &mut msgs)?;
+            }
+            Ok((msgs, has_more))
+        })
+        .await??;
+        messages.shrink_to_fit();
+        Ok(Page { messages, has_more })
+    }
+
+    /// Resolves a message-id cursor that must belong to `conv`.
+    async fn cursor(&self, id: &str, conv: &str) -> Result<u64> {
+        let bad = || Error::Invalid("invalid_cursor", "before must be the id of a message in this conversation".into());
+        if !crate::ids::plausible_id(id) {
+            return Err(bad());
+        }
+        let seq = data::seq_of(&self.store, id)?.ok_or_else(bad)?;
+        let in_conv = !data::range(&self.store, conv, seq - 1, seq + 1, 1, false)?.is_empty();
+        if in_conv {
+            Ok(seq)
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// Marks every message from `peer` to `me` as read.
+    pub async fn mark_dm_read(&self, me: &UserId, peer: &UserId) -> Result<Receipt> {
+        if self.accounts.get(peer).is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let conv = data::dm_key(me, peer);
+        self.mark(me, conv, Some(peer.clone())).await
+    }
+
+    /// Marks a group read up to now for `me`.
+    pub async fn mark_group_read(&self, me: &UserId, group: &GroupId) -> Result<Receipt> {
+        self.groups.get_as_member(group, me)?;
+        self.mark(me, format!("g:{group}"), None).await
+    }
+
+    async fn mark(&self, me: &UserId, conv: String, stamp_from: Option<UserId>) -> Result<Receipt> {
+        let store = self.store.clone();
+        let me = me.clone();
+        let now = crate::clock::now_rfc3339();
+        let read_at = now.clone();
+        let (updated, up_to) =
+            tokio::task::spawn_blocking(move || data::mark_read(&store, &me, &conv, stamp_from.as_ref(), &now))
+                .await??;
+        Ok(Receipt { updated, up_to, read_at })
+    }
+
+    /// Unread counts for `me`: per DM peer and per group, omitting zeros.
+    pub async fn unread(&self, me: &UserId) -> Result<Unread> {
+        let store = self.store.clone();
+        let me = me.clone();
+        let groups: Vec<GroupId> = self.groups.of_user(&me).into_iter().map(|g| g.id).collect();
+        tokio::task::spawn_blocking(move || -> Result<Unread> {
+            let mut out = Unread::default();
+            let count = |conv: &str| -> Result<u64> {
+                let mark = data::read_seq(&store, me.as_str(), conv)?;
+                let rows = data::range(&store, conv, mark, u64::MAX, usize::MAX, false)?;
+                Ok(rows.iter().filter(|(_, s)| s != me.as_str()).count() as u64)
+            };
+            for (peer, _) in data::dm_peers(&store, me.as_str())? {
+                let n = count(&data::dm_key(&me, &peer))?;
+                if n > 0 {
+                    out.users.insert(peer, n);
+                }
+            }
+            for g in groups {
+                let n = count(&format!("g:{g}"))?;
+                if n > 0 {
+                    out.groups.insert(g, n);
+                }
+            }
+            Ok(out)
+        })
+        .await?
+    }
+
+    /// Every DM and group message of `me` after `since` (exclusive, or from the start when
+    /// `None`), oldest first, at most [`SYNC_LIMIT`].
+    pub async fn sync(&self, me: &UserId, since: Option<&str>) -> Result<Page> {
+        let since_seq = match since {
+            None => 0,
+            Some(id) => {
+                let bad = || Error::Invalid("invalid_cursor", "since must be the id of a stored message".into());
+                if !crate::ids::plausible_id(id) {
+                    return Err(bad());
+                }
+                data::seq_of(&self.store, id)?.ok_or_else(bad)?
+            }
+        };
+        let store = self.store.clone();
+        let me = me.clone();
+        let groups: Vec<(GroupId, Vec<UserId>)> =
+            self.groups.of_user(&me).into_iter().map(|g| (g.id, g.members)).collect();
+        tokio::task::spawn_blocking(move || -> Result<Page> {
+            // Each conversation is already in order: take the first SYNC_LIMIT+1 of each and merge.
+            let mut picked: Vec<(u64, Option<usize>)> = Vec::new();
+            for (peer, last) in data::dm_peers(&store, me.as_str())? {
+                if last > since_seq {
+                    let rows =
+                        data::range(&store, &data::dm_key(&me, &peer), since_seq, u64::MAX, SYNC_LIMIT + 1, false)?;
+                    picked.extend(rows.into_iter().map(|(s, _)| (s, None)));
+                }
+            }
+            for (i, (g, _)) in groups.iter().enumerate() {
+                let rows = data::range(&store, &format!("g:{g}"), since_seq, u64::MAX, SYNC_LIMIT + 1, false)?;
+                picked.extend(rows.into_iter().map(|(s, _)| (s, Some(i))));
+            }
+            picked.sort_unstable();
+            let has_more = picked.len() > SYNC_LIMIT;
+            picked.truncate(SYNC_LIMIT);
+            let seqs: Vec<u64> = picked.iter().map(|p| p.0).collect();
+            let mut msgs = data::load(&store, &seqs)?;
+            let mut by_group: HashMap<usize, Vec<usize>> = HashMap::new();
+            for (pos, (_, g)) in picked.iter().enumerate() {
+                if let Some(g) = g {
+                    by_group.entry(*g).or_default().push(pos);
+                }
+            }
+            for (gi, positions) in by_group {
+                let (g, members) = &groups[gi];
+                let conv = format!("g:{g}");
+                let gseqs: Vec<u64> = positions.iter().map(|p| seqs[*p]).collect();
+                let mut gmsgs: Vec<Message> = positions.iter().map(|p| msgs[*p].clone()).collect();
+                fill_read_by(&store, &conv, members, &gseqs, &mut gmsgs)?;
+                for (p, m) in positions.into_iter().zip(gmsgs) {
+                    msgs[p] = m;
+                }
+            }
+            Ok(Page { messages: msgs, has_more })
+        })
+        .await?
+    }
+
+    /// Stops the writer after everything queued so far is committed, and waits for it to
+    /// release the database. Later sends fail with "shutting down".
+    pub async fn close(&self) {
+        let _ = self.writer.send(writer::Op::Stop).await;
+        let handle = self.writer_thread.lock().expect("writer lock").take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Fills `readBy` of group messages from the members' read marks.
+fn fill_read_by(store: &Store, conv: &str, members: &[UserId], seqs: &[u64], msgs: &mut [Message]) -> Result<()> {
+    let marks: Vec<(UserId, u64)> =
+        members.iter().map(|m| Ok((m.clone(), data::read_seq(store, m.as_str(), conv)?))).collect::<Result<_>>()?;
+    for (seq, msg) in seqs.iter().zip(msgs.iter_mut()) {
+        msg.read_by = Some(marks.iter().filter(|(m, s)| s >= seq && m != &msg.from).map(|(m, _)| m.clone()).collect());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

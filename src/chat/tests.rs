@@ -1,0 +1,141 @@
+use super::*;
+use crate::config::Config;
+use crate::Core;
+
+async fn core() -> (tempfile::TempDir, Core) {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::open(Config { data_dir: dir.path().to_path_buf(), ..Config::default() }).unwrap();
+    (dir, core)
+}
+
+async fn user(c: &Core, name: &str) -> UserId {
+    c.accounts.signup(name, "password1", None).await.unwrap().1.id
+}
+
+fn text(s: &str) -> SendRequest {
+    SendRequest { content: s.into(), ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_resend_with_the_same_client_id_returns_the_original() {
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    let req = SendRequest { client_id: Some("c-1".into()), ..text("hi") };
+    let (m1, new1) = c.chat.send(&a, Target::User(b.clone()), req.clone()).await.unwrap();
+    let (m2, new2) = c.chat.send(&a, Target::User(b.clone()), req).await.unwrap();
+    assert!(new1 && !new2);
+    assert_eq!(m1, m2);
+    assert_eq!(c.chat.history(&b, &Target::User(a), None, 50).await.unwrap().messages.len(), 1);
+}
+
+#[tokio::test]
+async fn history_pages_backwards_without_gaps_or_repeats() {
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    for i in 0..120 {
+        c.chat.send(&a, Target::User(b.clone()), text(&format!("m{i}"))).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = c.chat.history(&b, &Target::User(a.clone()), before.as_deref(), 50).await.unwrap();
+        let mut contents: Vec<String> = page.messages.iter().map(|m| m.content.clone()).collect();
+        contents.extend(seen);
+        seen = contents;
+        before = page.messages.first().map(|m| m.id.0.clone());
+        if !page.has_more {
+            break;
+        }
+    }
+    let want: Vec<String> = (0..120).map(|i| format!("m{i}")).collect();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn bad_limits_cursors_and_contents_are_refused() {
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    assert!(c.chat.history(&a, &Target::User(b.clone()), None, 0).await.is_err());
+    assert!(c.chat.history(&a, &Target::User(b.clone()), None, 101).await.is_err());
+    assert!(c.chat.history(&a, &Target::User(b.clone()), Some("nope"), 10).await.is_err());
+    assert!(c.chat.send(&a, Target::User(b.clone()), text("  ")).await.is_err());
+    assert!(c.chat.send(&a, Target::User(b.clone()), text(&"x".repeat(10_001))).await.is_err());
+    assert!(c.chat.send(&a, Target::User(a.clone()), text("me")).await.is_err());
+    c.chat.send(&a, Target::User(b), text(&"é".repeat(10_000))).await.unwrap();
+}
+
+#[tokio::test]
+async fn reading_a_dm_clears_unread_and_stamps_read_at() {
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    for i in 0..3 {
+        c.chat.send(&a, Target::User(b.clone()), text(&format!("m{i}"))).await.unwrap();
+    }
+    c.chat.send(&b, Target::User(a.clone()), text("reply")).await.unwrap();
+    assert_eq!(c.chat.unread(&b).await.unwrap().users.get(&a), Some(&3));
+    assert_eq!(c.chat.unread(&a).await.unwrap().users.get(&b), Some(&1));
+    let r = c.chat.mark_dm_read(&b, &a).await.unwrap();
+    assert_eq!(r.updated, 3);
+    assert!(c.chat.unread(&b).await.unwrap().users.is_empty());
+    let page = c.chat.history(&a, &Target::User(b.clone()), None, 50).await.unwrap();
+    assert!(page.messages.iter().filter(|m| m.from == a).all(|m| m.read_at.is_some()));
+    assert!(page.messages.iter().filter(|m| m.from == b).all(|m| m.read_at.is_none()));
+}
+
+#[tokio::test]
+async fn group_messages_are_for_members_and_track_read_by() {
+    let (_d, c) = core().await;
+    let (a, b, e) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "eve").await);
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap();
+    let t = Target::Group(g.id.clone());
+    c.chat.send(&a, t.clone(), text("hello team")).await.unwrap();
+    assert!(c.chat.send(&e, t.clone(), text("let me in")).await.is_err());
+    assert!(c.chat.history(&e, &t, None, 10).await.is_err());
+    assert_eq!(c.chat.unread(&b).await.unwrap().groups.get(&g.id), Some(&1));
+    c.chat.mark_group_read(&b, &g.id).await.unwrap();
+    let page = c.chat.history(&a, &t, None, 10).await.unwrap();
+    assert_eq!(page.messages[0].read_by, Some(vec![b.clone()]));
+    c.groups.leave(&g.id, &b).await.unwrap();
+    assert!(c.chat.send(&b, t, text("bye")).await.is_err());
+}
+
+#[tokio::test]
+async fn sync_returns_everything_after_a_cursor_across_conversations() {
+    let (_d, c) = core().await;
+    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap();
+    let (first, _) = c.chat.send(&a, Target::User(b.clone()), text("1")).await.unwrap();
+    c.chat.send(&d, Target::User(b.clone()), text("2")).await.unwrap();
+    c.chat.send(&a, Target::Group(g.id.clone()), text("3")).await.unwrap();
+    c.chat.send(&a, Target::User(d.clone()), text("not for bob")).await.unwrap();
+    let page = c.chat.sync(&b, Some(first.id.as_str())).await.unwrap();
+    let got: Vec<&str> = page.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(got, ["2", "3"]);
+    assert!(!page.has_more);
+    assert_eq!(c.chat.sync(&b, None).await.unwrap().messages.len(), 3);
+}
+
+#[tokio::test]
+async fn concurrent_sends_are_all_stored_once() {
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (c, a, b) = (c.clone(), a.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            c.chat
+                .send(&a, Target::User(b), SendRequest { client_id: Some(format!("k{}", i % 100)), ..text("x") })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        if t.await.unwrap().1 {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 100);
+    let page = c.chat.sync(&b, None).await.unwrap();
+    assert_eq!(page.messages.len(), 100);
+}

@@ -1,0 +1,83 @@
+//! The message writer: one thread owns every message append and commits them in batches
+//! (group commit). Whatever arrives while one fsync is in flight goes into the next
+//! transaction, so durable throughput grows with concurrency instead of being capped at one
+//! fsync per message, and a sender hears back only after its batch is durable.
+
+use super::{data, Draft, Message};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most appends committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Appends waiting for the writer before senders are told to slow down.
+pub(crate) const QUEUE: usize = 16 * 1024;
+
+pub(crate) struct Append {
+    pub draft: Draft,
+    pub reply: oneshot::Sender<Result<(Message, bool)>>,
+}
+
+/// What the writer is asked to do.
+pub(crate) enum Op {
+    Append(Box<Append>),
+    /// Commit what is queued before this, then stop and release the database.
+    Stop,
+}
+
+/// Starts the writer thread; it stops when every sender is dropped.
+pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>)> {
+    let mut seq = data::last_seq(&store)?;
+    let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
+    let handle = std::thread::Builder::new().name("qm-writer".into()).spawn(move || {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut stop = false;
+        while !stop {
+            match rx.blocking_recv() {
+                Some(Op::Append(a)) => batch.push(*a),
+                Some(Op::Stop) | None => break,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Op::Append(a)) => batch.push(*a),
+                    Ok(Op::Stop) => {
+                        stop = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            commit_batch(&store, &mut seq, &mut batch);
+        }
+        rx.close();
+        while let Ok(Op::Append(a)) = rx.try_recv() {
+            let _ = a.reply.send(Err(Error::Unavailable("shutting down".into())));
+        }
+    })?;
+    Ok((tx, handle))
+}
+
+fn commit_batch(store: &Store, seq: &mut u64, batch: &mut Vec<Append>) {
+    let start_seq = *seq;
+    let outcome = (|| -> Result<Vec<Result<(Message, bool)>>> {
+        let tx = store.db().begin_write()?;
+        let results = batch.iter().map(|a| data::append(&tx, seq, &a.draft)).collect();
+        tx.commit()?;
+        Ok(results)
+    })();
+    match outcome {
+        Ok(results) => {
+            for (a, r) in batch.drain(..).zip(results) {
+                let _ = a.reply.send(r);
+            }
+        }
+        Err(e) => {
+            // Nothing of the batch is stored: every sender hears so and may retry.
+            tracing::error!(error = %e, "message batch commit failed");
+            *seq = start_seq;
+            for a in batch.drain(..) {
+                let _ = a.reply.send(Err(Error::Unavailable("message could not be stored; retry".into())));
+            }
+        }
+    }
+}

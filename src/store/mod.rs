@@ -1,0 +1,150 @@
+//! The embedded redb database: opening it, the schema version and migrations, and the
+//! secrets that live beside it in the data dir. Each domain owns its own tables (named
+//! `key_to_value`) next to its logic; this module only knows the file and the version.
+
+use crate::error::{Error, Result};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Schema version this build writes. Opening a newer database is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
+
+/// A handle on the open database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    data_dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `quickmeet.redb` in `data_dir` and brings its schema up to
+    /// date. Only one process may have the database open.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("quickmeet.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Unavailable(format!(
+                "{} is already in use by another process (is quickmeetd running?)",
+                path.display()
+            )),
+            other => Error::from(other),
+        })?;
+        let store = Store { db: Arc::new(db), data_dir: data_dir.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The raw database, for the domain modules' tables.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The data dir this store lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stored schema version (0 for a brand-new file).
+    pub fn schema_version(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        match tx.open_table(META) {
+            Ok(t) => Ok(t.get("schema_version")?.map(|v| v.value()).unwrap_or(0)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs every migration step from the stored version up to [`SCHEMA_VERSION`], each in
+    /// its own durable transaction, so a crash mid-way resumes at the right step.
+    fn migrate(&self) -> Result<()> {
+        let mut version = self.schema_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Unavailable(format!(
+                "database schema {version} is newer than this quickmeetd ({SCHEMA_VERSION}); upgrade quickmeetd"
+            )));
+        }
+        while version < SCHEMA_VERSION {
+            let tx = self.db.begin_write()?;
+            match version {
+                // 0 -> 1: create every table so read transactions never meet a missing one.
+                0 => crate::create_tables(&tx)?,
+                _ => unreachable!("no migration from {version}"),
+            }
+            version += 1;
+            tx.open_table(META)?.insert("schema_version", version)?;
+            tx.commit()?;
+            tracing::info!(version, "database schema migrated");
+        }
+        Ok(())
+    }
+}
+
+/// Reads a secret file from the data dir, creating it with `len` random bytes (mode 0600)
+/// on first use. Secrets live beside the database, never in the config file.
+pub fn load_or_create_secret(data_dir: &Path, name: &str, len: usize) -> Result<Vec<u8>> {
+    use rand::RngCore;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == len => return Ok(bytes),
+        Ok(_) => return Err(Error::Internal(format!("{} has the wrong length", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    let tmp = data_dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(bytes)
+}
+
+/// Encodes a value as JSON for a table cell.
+pub(crate) fn to_cell<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(v)?)
+}
+
+/// Decodes a JSON table cell.
+pub(crate) fn from_cell<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_is_at_the_current_schema_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_second_open_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _s = Store::open(dir.path()).unwrap();
+        let e = Store::open(dir.path()).err().unwrap();
+        assert!(e.to_string().contains("already in use"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_created_once_with_private_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_secret(dir.path(), "k", 32).unwrap();
+        let b = load_or_create_secret(dir.path(), "k", 32).unwrap();
+        assert_eq!(a, b);
+        let mode = std::fs::metadata(dir.path().join("k")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,221 @@
+//! Shared helpers: a daemon per test, HTTP and WebSocket clients that trust its CA.
+
+use futures_util::{SinkExt, StreamExt};
+use quickmeet::config::Config;
+use quickmeet_daemon::Running;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// rustls client config trusting only `ca_pem`.
+pub fn client_tls(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(cfg)
+}
+
+/// A daemon in this process with its own temp data dir.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub running: Option<Running>,
+    pub http: reqwest::Client,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub addr: SocketAddr,
+}
+
+fn http_client(tls: &Arc<rustls::ClientConfig>) -> reqwest::Client {
+    let mut cfg = (**tls).clone();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder().use_preconfigured_tls(cfg).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+impl TestDaemon {
+    pub async fn start() -> TestDaemon {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().to_path_buf(), ..Config::default() };
+        tweak(&mut config);
+        let running = quickmeet_daemon::start(config).await.unwrap();
+        let tls = client_tls(&running.ca_pem);
+        TestDaemon { addr: running.addr, http: http_client(&tls), tls, running: Some(running), dir }
+    }
+
+    /// Stops the daemon and starts a new one on the same data dir (new port).
+    pub async fn restart(&mut self) {
+        self.running.take().unwrap().stop().await.unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self.dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let running = quickmeet_daemon::start(config).await.unwrap();
+        self.tls = client_tls(&running.ca_pem);
+        self.http = http_client(&self.tls);
+        self.addr = running.addr;
+        self.running = Some(running);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{}", self.addr.port(), path)
+    }
+
+    /// A request with an optional bearer token and JSON body; returns status and JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs up `name` (password "password1") and returns (token, user id).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let (s, v) = self
+            .call(Method::POST, "/api/auth/signup", None, Some(json!({"username": name, "password": "password1"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        (v["token"].as_str().unwrap().to_string(), v["user"]["id"].as_str().unwrap().to_string())
+    }
+
+    /// An authenticated WebSocket client, past `ready` and `users:online-list`.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let mut ws = self.ws_raw().await;
+        ws.send_json(json!({"type": "auth", "data": {"token": token}})).await;
+        let ready = ws.next_event().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        let list = ws.next_event().await;
+        assert_eq!(list["type"], "users:online-list", "{list}");
+        ws
+    }
+
+    /// A WebSocket connection that has not authenticated yet.
+    pub async fn ws_raw(&self) -> Ws {
+        let url = format!("wss://127.0.0.1:{}/ws", self.addr.port());
+        let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
+        let (stream, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await.unwrap();
+        Ws { stream, next_ref: 1 }
+    }
+}
+
+/// A test WebSocket client speaking the protocol.
+pub struct Ws {
+    pub stream: WsStream,
+    pub next_ref: u64,
+}
+
+/// How long a test waits for an event that should come.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Ws {
+    pub async fn send_json(&mut self, v: Value) {
+        self.stream.send(Message::Text(v.to_string().into())).await.unwrap();
+    }
+
+    /// The next protocol event (acks included), skipping pings.
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next()).await.expect("timed out waiting for a frame");
+            match msg.expect("socket closed").expect("socket error") {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Close(c) => panic!("closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next event of type `ty`, skipping others.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        loop {
+            let e = self.next_event().await;
+            if e["type"] == ty {
+                return e;
+            }
+        }
+    }
+
+    /// Sends a request with a fresh `ref` and returns its ack, skipping other events.
+    pub async fn request(&mut self, ty: &str, data: Value) -> Value {
+        let r = self.next_ref;
+        self.next_ref += 1;
+        self.send_json(json!({"type": ty, "data": data, "ref": r})).await;
+        loop {
+            let e = self.next_event().await;
+            if e["type"] == "ack" && e["ref"] == r {
+                return e;
+            }
+        }
+    }
+
+    /// Asserts nothing of type `ty` arrives within `within`.
+    pub async fn assert_no(&mut self, ty: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    assert_ne!(v["type"], ty, "unexpected {v}");
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("socket ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next()).await.expect("timed out waiting for close") {
+                Some(Ok(Message::Close(c))) => return c.map(|c| c.code.into()),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+/// Path of the quickmeetd binary cargo built for these tests.
+pub fn daemon_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quickmeetd"))
+}
