@@ -9,17 +9,25 @@
 //! - [`auth`]: argon2id password hashing off the runtime, HMAC-signed tokens, revocation.
 //! - [`accounts`]: signup, login, profiles, search; every account indexed in memory.
 //! - [`groups`]: groups and membership, also held in memory for per-event checks.
+//! - [`calls`]: 1-to-1 and mesh group call signaling state, free of I/O.
 //! - [`chat`]: messages with group commit (durable before acknowledged), history pages,
 //!   read receipts, unread counts and catch-up after a reconnect.
-//! - [`files`]: the File object that file messages carry.
+//! - [`files`]: uploads streamed to disk, types decided from content, quotas, and who
+//!   may download or delete; the File object that file messages carry.
+//! - [`turn_credentials`]: short-lived TURN REST credentials (HMAC-SHA1).
 //! - [`certs`]: the local CA and a server certificate naming every LAN address.
+//! - [`backup`]: consistent online backups as one archive, verification, offline restore.
+//! - [`admin`]: the requests and answers of the admin socket, shared by daemon and CLI.
 //! - [`ids`], [`clock`], [`error`]: identifiers, timestamps and the one error type.
 //!
 //! [`Core`] ties the services together; it is a cheap `Clone` of `Arc` handles with no
 //! globals, so one process can run two daemons (as the tests do).
 
 pub mod accounts;
+pub mod admin;
 pub mod auth;
+pub mod backup;
+pub mod calls;
 pub mod certs;
 pub mod chat;
 pub mod clock;
@@ -29,6 +37,7 @@ pub mod files;
 pub mod groups;
 pub mod ids;
 pub mod store;
+pub mod turn_credentials;
 
 pub use error::{Error, Result};
 
@@ -49,6 +58,8 @@ pub(crate) fn create_tables(tx: &redb::WriteTransaction) -> Result<()> {
     tx.open_table(chat::data::SENDER_CLIENTID_SEQ)?;
     tx.open_table(chat::data::USER_PEER_LASTSEQ)?;
     tx.open_table(chat::data::READER_CONV_READSEQ)?;
+    tx.open_table(files::data::FILEID_FILE)?;
+    tx.open_table(files::data::FILEID_CONV_SEQ)?;
     Ok(())
 }
 
@@ -60,6 +71,8 @@ pub struct Core {
     pub accounts: accounts::Accounts,
     pub groups: groups::Groups,
     pub chat: chat::Chat,
+    pub files: files::Files,
+    pub calls: calls::Calls,
 }
 
 impl Core {
@@ -73,6 +86,9 @@ impl Core {
         let accounts = accounts::Accounts::new(store.clone(), passwords, tokens)?;
         let groups = groups::Groups::new(store.clone(), accounts.clone())?;
         let chat = chat::Chat::new(store.clone(), accounts.clone(), groups.clone())?;
-        Ok(Core { config: Arc::new(config), store, accounts, groups, chat })
+        let files = files::Files::open(store.clone(), groups.clone(), &config)?;
+        chat.set_file_resolver(files.resolver());
+        let calls = calls::Calls::new(config.max_group_call);
+        Ok(Core { config: Arc::new(config), store, accounts, groups, chat, files, calls })
     }
 }

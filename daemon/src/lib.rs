@@ -9,11 +9,14 @@
 //! - [`tls`]: rustls (ring) with a hot-swappable certificate; [`server`]: the accept loop.
 //! - [`http`]: one `router()` per domain, errors mapped once in `http::error`.
 //! - [`ws`]: the session loop and the [`ws::hub::Hub`] of connections and presence.
+//! - [`admin_socket`]: the peer-credential-checked Unix socket the `quickmeet` CLI uses.
 
+pub mod admin_socket;
 pub mod assets;
 pub mod http;
 pub mod server;
 pub mod tls;
+pub mod turn;
 pub mod ws;
 
 use anyhow::Context;
@@ -32,6 +35,11 @@ pub struct AppState {
     pub hub: ws::hub::Hub,
     pub shutdown: CancellationToken,
     pub certs: Arc<tls::CertResolver>,
+    pub ice: Arc<http::ice::IceConfig>,
+    /// The embedded TURN server, when it runs.
+    pub turn: Option<Arc<turn::TurnService>>,
+    /// The admin socket, bound by [`build_state`] and served by [`serve_state`].
+    pub admin_socket: Arc<std::sync::Mutex<Option<admin_socket::AdminSocket>>>,
 }
 
 impl AppState {
@@ -54,12 +62,7 @@ pub struct Prepared {
 pub fn prepare(config: Config, listen: SocketAddr) -> anyhow::Result<Prepared> {
     let data_dir = config.data_dir.clone();
     let core = Core::open(config).context("opening the data dir")?;
-    let mut names = quickmeet::certs::local_names();
-    if !listen.ip().is_unspecified() {
-        names.push(listen.ip().to_string());
-    }
-    names.sort();
-    names.dedup();
+    let names = certificate_names(listen);
     let cert = quickmeet::certs::ensure(&data_dir, &names, false).context("preparing the TLS certificate")?;
     let paths = quickmeet::certs::TlsPaths::new(&data_dir);
     let certs = tls::CertResolver::from_files(&paths.cert, &paths.key)?;
@@ -67,19 +70,94 @@ pub fn prepare(config: Config, listen: SocketAddr) -> anyhow::Result<Prepared> {
     Ok(Prepared { core, cert, ca_pem, certs })
 }
 
-/// Serves until `shutdown` is cancelled, then closes every connection and waits for the
-/// message writer to commit what it holds.
-pub async fn run(prepared: Prepared, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Prepared { core, cert, certs, .. } = prepared;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, fingerprint = %cert.fingerprint, ca_fingerprint = %cert.ca_fingerprint, "quickmeetd listening on https://{addr}/");
+/// The names the server certificate should cover: every local name and address, plus
+/// the listen address when it is a specific one.
+pub fn certificate_names(listen: SocketAddr) -> Vec<String> {
+    let mut names = quickmeet::certs::local_names();
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Builds the shared state: the hub, the TURN server (or external TURN credentials).
+pub async fn build_state(
+    prepared: &Prepared,
+    https: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<AppState> {
+    let core = prepared.core.clone();
     let hub = ws::hub::Hub::new(core.clone());
-    let state = AppState { core: core.clone(), hub, shutdown: shutdown.clone(), certs: certs.clone() };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(certs)?);
+    let (ice, turn) = start_turn(&core, https).await?;
+    let admin = admin_socket::bind(&core.config.admin_socket_path())?;
+    let admin_socket = Arc::new(std::sync::Mutex::new(Some(admin)));
+    Ok(AppState { core, hub, shutdown, certs: prepared.certs.clone(), ice: Arc::new(ice), turn, admin_socket })
+}
+
+/// Serves `state` until its shutdown token is cancelled, then closes every connection,
+/// stops TURN and waits for the message writer to commit what it holds.
+pub async fn serve_state(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(state.certs.clone())?);
+    let (core, turn, shutdown) = (state.core.clone(), state.turn.clone(), state.shutdown.clone());
+    let https = listener.local_addr()?;
+    let admin = state.admin_socket.lock().expect("admin socket slot").take();
+    let admin = admin.map(|sock| tokio::spawn(admin_socket::serve(sock, state.clone(), https)));
     server::serve(listener, acceptor, http::app(state), shutdown).await;
+    if let Some(task) = admin {
+        let _ = task.await;
+    }
+    if let Some(t) = turn {
+        t.close().await;
+    }
     core.chat.close().await;
     tracing::info!("quickmeetd stopped");
     Ok(())
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn run(prepared: Prepared, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let cert = &prepared.cert;
+    tracing::info!(%addr, fingerprint = %cert.fingerprint, ca_fingerprint = %cert.ca_fingerprint, "quickmeetd listening on https://{addr}/");
+    let state = build_state(&prepared, addr, shutdown).await?;
+    serve_state(state, listener).await
+}
+
+/// Starts the embedded TURN server, or prepares credentials for an external one.
+async fn start_turn(
+    core: &Core,
+    https: SocketAddr,
+) -> anyhow::Result<(http::ice::IceConfig, Option<Arc<turn::TurnService>>)> {
+    use http::ice::{IceConfig, IceTarget};
+    use quickmeet::turn_credentials::TurnCredentials;
+    let cfg = &core.config;
+    let ttl_secs = cfg.turn_credential_ttl_secs;
+    if !cfg.turn_external_urls.is_empty() {
+        let path = cfg.turn_external_secret_file.as_ref().context("turn-external-secret-file is required")?;
+        let secret = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let creds = TurnCredentials::new(secret.trim().as_bytes().to_vec());
+        let target = IceTarget::External { urls: cfg.turn_external_urls.clone() };
+        return Ok((IceConfig { target, creds, ttl_secs }, None));
+    }
+    let secret = quickmeet::store::load_or_create_secret(&cfg.data_dir, "turn.key", 32)?;
+    let creds = TurnCredentials::new(secret);
+    if !cfg.turn_enabled {
+        return Ok((IceConfig { target: IceTarget::None, creds, ttl_secs }, None));
+    }
+    let relay_ip = cfg.turn_relay_ip.unwrap_or_else(|| turn::default_relay_ip(cfg.turn_listen));
+    let limits = turn::TurnLimits {
+        max_allocations: cfg.turn_max_allocations,
+        max_per_user: cfg.turn_max_allocations_per_user,
+        bytes_per_sec: cfg.turn_bandwidth_kbps * 1000 / 8,
+        protected_ports: vec![https.port()],
+    };
+    let service = turn::TurnService::start(cfg.turn_listen, relay_ip, creds.clone(), core.accounts.clone(), limits)
+        .await
+        .with_context(|| format!("starting TURN on {}", cfg.turn_listen))?;
+    let target = IceTarget::Embedded { port: service.addr.port() };
+    Ok((IceConfig { target, creds, ttl_secs }, Some(Arc::new(service))))
 }
 
 /// A daemon running in the background of this process.
@@ -87,7 +165,7 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The CA that signed the server certificate, for clients to trust.
     pub ca_pem: String,
-    pub core: Core,
+    pub state: AppState,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -98,18 +176,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let prepared = tokio::task::spawn_blocking(move || prepare(config, addr)).await??;
     let ca_pem = prepared.ca_pem.clone();
-    let core = prepared.core.clone();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run(prepared, listener, shutdown.clone()));
-    Ok(Running { addr, ca_pem, core, shutdown, task })
+    let state = build_state(&prepared, addr, shutdown.clone()).await?;
+    let task = tokio::spawn(serve_state(state.clone(), listener));
+    Ok(Running { addr, ca_pem, state, shutdown, task })
 }
 
 impl Running {
     /// Shuts down gracefully and waits until the data dir is released.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        let Running { task, core, .. } = self;
-        drop(core);
+        let Running { task, state, .. } = self;
+        drop(state);
         task.await?
     }
 }

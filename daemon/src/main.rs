@@ -21,6 +21,9 @@ struct Args {
     /// Folder for the database, files and certificates [default: ./data]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// UDP address of the embedded TURN/STUN server [default: 0.0.0.0:3478]
+    #[arg(long, value_name = "ADDR:PORT")]
+    turn_listen: Option<SocketAddr>,
     /// TOML file with any of the settings (flags win over it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -40,6 +43,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
+    if let Some(t) = args.turn_listen {
+        config.turn_listen = t;
+    }
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
@@ -49,11 +55,39 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let tls = quickmeet::certs::TlsPaths::new(&config.data_dir);
         let prepared = tokio::task::spawn_blocking(move || quickmeet_daemon::prepare(config, addr)).await??;
         let shutdown = CancellationToken::new();
         tokio::spawn(signal_shutdown(shutdown.clone()));
+        tokio::spawn(reload_on_hangup(prepared.certs.clone(), tls, shutdown.clone()));
         quickmeet_daemon::run(prepared, listener, shutdown).await
     })
+}
+
+/// SIGHUP reloads the server certificate and key from the data dir (after an admin put new
+/// files there): new handshakes use them, open connections stay up.
+async fn reload_on_hangup(
+    certs: std::sync::Arc<quickmeet_daemon::tls::CertResolver>,
+    tls: quickmeet::certs::TlsPaths,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hup.recv() => match certs.reload(&tls.cert, &tls.key) {
+                Ok(()) => tracing::info!("SIGHUP: server certificate reloaded"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: certificate reload failed; keeping the current one"),
+            },
+        }
+    }
 }
 
 async fn signal_shutdown(token: CancellationToken) {

@@ -31,6 +31,17 @@ impl CertResolver {
     }
 }
 
+/// Checks that a PEM certificate chain and PEM private key load and belong together, the
+/// way [`CertResolver::reload`] will load them.
+pub fn check_pair(cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("the certificate is not valid PEM")?;
+    anyhow::ensure!(!chain.is_empty(), "no certificate found in the certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("the key is not a PEM private key")?;
+    certified(chain, key).map(|_| ())
+}
+
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.read().expect("cert lock").clone())
@@ -43,6 +54,10 @@ fn load(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing {}", cert.display()))?;
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    certified(chain, key)
+}
+
+fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> anyhow::Result<CertifiedKey> {
     let signing = rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(key)

@@ -41,6 +41,9 @@ pub struct UserRecord {
     /// Bumped to invalidate every token of this user at once.
     #[serde(default)]
     pub token_gen: u64,
+    /// Deleted by an administrator: kept (disabled, no password) so history stays readable.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// The public view of an account.
@@ -55,6 +58,9 @@ pub struct User {
     pub last_seen: Option<String>,
     pub created_at: String,
     pub role: Role,
+    /// Present (and true) only for accounts an administrator deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl UserRecord {
@@ -69,6 +75,7 @@ impl UserRecord {
             last_seen: self.last_seen.clone(),
             created_at: self.created_at.clone(),
             role: self.role,
+            deleted: self.deleted,
         }
     }
 }
@@ -124,6 +131,7 @@ pub struct Accounts {
     index: Arc<RwLock<Index>>,
     passwords: Passwords,
     tokens: Tokens,
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Accounts {
@@ -134,7 +142,7 @@ impl Accounts {
             index.by_name.insert(rec.username.to_lowercase(), rec.id.clone());
             index.by_id.insert(rec.id.clone(), rec);
         }
-        Ok(Accounts { store, index: Arc::new(RwLock::new(index)), passwords, tokens })
+        Ok(Accounts { store, index: Arc::new(RwLock::new(index)), passwords, tokens, writes: Default::default() })
     }
 
     fn remember(&self, rec: &UserRecord) {
@@ -150,13 +158,27 @@ impl Accounts {
         password: &str,
         display_name: Option<&str>,
     ) -> Result<(String, UserRecord)> {
+        let rec = self.create(username, password, display_name, Role::User).await?;
+        let (token, _) = self.tokens.issue(&rec.id, rec.token_gen)?;
+        Ok((token, rec))
+    }
+
+    /// Creates an account without logging it in, as an administrator does (whatever the
+    /// registration policy). The first account ever stored is an admin whatever `role` says.
+    pub async fn create(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+        role: Role,
+    ) -> Result<UserRecord> {
         validate_username(username)?;
         validate_password(password)?;
         let display_name = match display_name {
             Some(d) => validate_display_name(d)?,
             None => username.to_string(),
         };
-        if self.index.read().expect("accounts lock").by_name.contains_key(&username.to_lowercase()) {
+        if self.find(username).is_some() {
             return Err(Error::Conflict("username_taken", format!("the username {username} is already taken")));
         }
         let hash = self.passwords.hash(password).await?;
@@ -167,18 +189,18 @@ impl Accounts {
             username: username.to_string(),
             display_name,
             avatar_color: color.to_string(),
-            role: Role::User,
+            role,
             password_hash: hash,
             created_at: crate::clock::now_rfc3339(),
             last_seen: None,
             disabled: false,
             token_gen: 0,
+            deleted: false,
         };
         let store = self.store.clone();
         let rec = tokio::task::spawn_blocking(move || data::insert_new(&store, rec)).await??;
         self.remember(&rec);
-        let (token, _) = self.tokens.issue(&rec.id, rec.token_gen)?;
-        Ok((token, rec))
+        Ok(rec)
     }
 
     /// Checks credentials. A wrong username and a wrong password answer identically and
@@ -225,6 +247,12 @@ impl Accounts {
         self.index.read().expect("accounts lock").by_id.get(id).cloned()
     }
 
+    /// One account by username, case-insensitively.
+    pub fn find(&self, username: &str) -> Option<UserRecord> {
+        let ix = self.index.read().expect("accounts lock");
+        ix.by_name.get(&username.to_lowercase()).and_then(|id| ix.by_id.get(id)).cloned()
+    }
+
     /// Whether an enabled account with this id exists.
     pub fn exists(&self, id: &UserId) -> bool {
         self.index.read().expect("accounts lock").by_id.get(id).is_some_and(|r| !r.disabled)
@@ -265,22 +293,86 @@ impl Accounts {
         display_name: Option<&str>,
         color: Option<&str>,
     ) -> Result<UserRecord> {
-        let mut rec = self.get(id).ok_or(Error::NotFound("user"))?;
-        if let Some(d) = display_name {
-            rec.display_name = validate_display_name(d)?;
-        }
+        let display_name = display_name.map(validate_display_name).transpose()?;
         if let Some(c) = color {
             validate_color(c)?;
-            rec.avatar_color = c.to_ascii_lowercase();
         }
-        self.save(rec).await
+        self.modify(id, |rec| {
+            if let Some(d) = display_name {
+                rec.display_name = d;
+            }
+            if let Some(c) = color {
+                rec.avatar_color = c.to_ascii_lowercase();
+            }
+        })
+        .await
     }
 
     /// Records when a user was last online.
     pub async fn set_last_seen(&self, id: &UserId, when: &str) -> Result<()> {
-        let Some(mut rec) = self.get(id) else { return Ok(()) };
-        rec.last_seen = Some(when.to_string());
-        self.save(rec).await.map(|_| ())
+        match self.modify(id, |rec| rec.last_seen = Some(when.to_string())).await {
+            Err(Error::NotFound(_)) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Sets a new password (administrator reset). Every token issued before dies at once.
+    pub async fn set_password(&self, id: &UserId, password: &str) -> Result<UserRecord> {
+        validate_password(password)?;
+        self.live(id)?;
+        let hash = self.passwords.hash(password).await?;
+        self.modify(id, |rec| {
+            rec.password_hash = hash;
+            rec.token_gen += 1;
+        })
+        .await
+    }
+
+    /// Disables or re-enables an account. Disabling also kills every token at once; the
+    /// daemon closes the user's open connections.
+    pub async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<UserRecord> {
+        self.modify(id, |rec| {
+            if disabled && !rec.disabled {
+                rec.token_gen += 1;
+            }
+            rec.disabled = disabled;
+        })
+        .await
+    }
+
+    /// Changes what an account may do.
+    pub async fn set_role(&self, id: &UserId, role: Role) -> Result<UserRecord> {
+        self.modify(id, |rec| rec.role = role).await
+    }
+
+    /// Deletes an account the way that keeps history readable: the record stays (so old
+    /// messages still resolve their sender) as a disabled "deleted user" with no password,
+    /// no tokens and no role. The username stays reserved, so no one can impersonate it.
+    pub async fn delete(&self, id: &UserId) -> Result<UserRecord> {
+        self.modify(id, |rec| {
+            rec.deleted = true;
+            rec.disabled = true;
+            rec.display_name = "deleted user".into();
+            rec.password_hash = String::new();
+            rec.role = Role::User;
+            rec.last_seen = None;
+            rec.token_gen += 1;
+        })
+        .await
+    }
+
+    /// An account that exists and is not deleted.
+    fn live(&self, id: &UserId) -> Result<UserRecord> {
+        self.get(id).filter(|r| !r.deleted).ok_or(Error::NotFound("user"))
+    }
+
+    /// Read-modify-write of one live account, serialised with every other change so that
+    /// a late `lastSeen` update can never resurrect a record an administrator just changed.
+    async fn modify(&self, id: &UserId, change: impl FnOnce(&mut UserRecord)) -> Result<UserRecord> {
+        let _guard = self.writes.lock().await;
+        let mut rec = self.live(id)?;
+        change(&mut rec);
+        self.save(rec).await
     }
 
     async fn save(&self, rec: UserRecord) -> Result<UserRecord> {

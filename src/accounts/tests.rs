@@ -74,3 +74,73 @@ async fn profile_updates_are_validated() {
     let r = a.update_profile(&rec.id, Some("Alice A"), Some("#ABCDEF")).await.unwrap();
     assert_eq!((r.display_name.as_str(), r.avatar_color.as_str()), ("Alice A", "#abcdef"));
 }
+
+#[tokio::test]
+async fn an_admin_creates_accounts_that_log_in_without_a_token_being_issued() {
+    let (_d, a) = accounts().await;
+    let first = a.create("root", "password1", None, Role::User).await.unwrap();
+    assert_eq!(first.role, Role::Admin, "the first account is always admin");
+    let bob = a.create("bob", "password2", Some("Bob"), Role::Admin).await.unwrap();
+    assert_eq!((bob.role, bob.display_name.as_str()), (Role::Admin, "Bob"));
+    assert_eq!(a.find("BOB").unwrap().id, bob.id);
+    a.login("bob", "password2").await.unwrap();
+    assert_eq!(a.create("Bob", "password3", None, Role::User).await.unwrap_err().code(), "username_taken");
+}
+
+#[tokio::test]
+async fn a_new_password_kills_old_tokens_and_the_old_password() {
+    let (_d, a) = accounts().await;
+    let (old, rec) = a.signup("alice", "password1", None).await.unwrap();
+    assert!(a.set_password(&rec.id, "short").await.is_err());
+    a.set_password(&rec.id, "password9").await.unwrap();
+    assert!(a.authenticate(&old).is_err());
+    assert!(a.login("alice", "password1").await.is_err());
+    let (new, _) = a.login("alice", "password9").await.unwrap();
+    a.authenticate(&new).unwrap();
+}
+
+#[tokio::test]
+async fn disabling_refuses_tokens_and_logins_and_enabling_restores_logins_only() {
+    let (_d, a) = accounts().await;
+    let (tok, rec) = a.signup("alice", "password1", None).await.unwrap();
+    a.set_disabled(&rec.id, true).await.unwrap();
+    assert!(a.authenticate(&tok).is_err());
+    assert_eq!(a.login("alice", "password1").await.unwrap_err().code(), "account_disabled");
+    assert!(!a.exists(&rec.id));
+    a.set_disabled(&rec.id, false).await.unwrap();
+    assert!(a.authenticate(&tok).is_err(), "a token from before the disable stays dead");
+    a.login("alice", "password1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_user_stays_readable_but_can_do_nothing() {
+    let (_d, a) = accounts().await;
+    let (tok, rec) = a.signup("alice", "password1", None).await.unwrap();
+    a.set_role(&rec.id, Role::Admin).await.unwrap();
+    let gone = a.delete(&rec.id).await.unwrap();
+    assert!(gone.deleted && gone.disabled && gone.password_hash.is_empty());
+    assert_eq!(gone.role, Role::User);
+    let public = a.get(&rec.id).unwrap().public(false);
+    assert_eq!((public.display_name.as_str(), public.deleted), ("deleted user", true));
+    assert!(serde_json::to_value(&public).unwrap()["deleted"] == true);
+    assert!(a.authenticate(&tok).is_err());
+    assert!(a.login("alice", "password1").await.is_err());
+    assert!(a.login("alice", "").await.is_err());
+    assert_eq!(a.signup("alice", "password1", None).await.unwrap_err().code(), "username_taken");
+    for e in [
+        a.set_disabled(&rec.id, false).await.unwrap_err(),
+        a.set_password(&rec.id, "password2").await.unwrap_err(),
+        a.delete(&rec.id).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code(), "not_found");
+    }
+    a.set_last_seen(&rec.id, "2026-01-01T00:00:00.000Z").await.unwrap();
+    assert!(a.get(&rec.id).unwrap().last_seen.is_none());
+}
+
+#[tokio::test]
+async fn a_live_user_has_no_deleted_field_on_the_wire() {
+    let (_d, a) = accounts().await;
+    let (_, rec) = a.signup("alice", "password1", None).await.unwrap();
+    assert!(serde_json::to_value(rec.public(true)).unwrap().get("deleted").is_none());
+}

@@ -4,6 +4,10 @@
 //! mode 0600) and are reused; the server certificate is re-issued (same CA, so devices keep
 //! trusting it) when an address or name is no longer covered or expiry is near.
 
+mod import;
+
+pub use import::{current, inspect, install_imported, matches_name, Inspected};
+
 use crate::error::{Error, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -36,6 +40,10 @@ pub struct CertInfo {
     pub fingerprint: String,
     /// SHA-256 fingerprint of the CA certificate.
     pub ca_fingerprint: String,
+    /// Supplied by an administrator (`quickmeet cert import`) rather than issued by the
+    /// local CA: kept as it is until it nears expiry or `cert renew` replaces it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 /// Paths of the PEM files in `<data-dir>/tls/`.
@@ -104,7 +112,7 @@ pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
-fn write_private(path: &Path, data: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, data: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(data.as_bytes())?;
@@ -113,14 +121,14 @@ fn write_private(path: &Path, data: &str) -> Result<()> {
     Ok(())
 }
 
-fn write_public(path: &Path, data: &str) -> Result<()> {
+pub(crate) fn write_public(path: &Path, data: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
-fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
+pub(crate) fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     use base64::Engine;
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| Error::Internal(format!("bad PEM: {e}")))
@@ -162,7 +170,7 @@ pub fn ensure(data_dir: &Path, wanted: &[String], force: bool) -> Result<CertInf
             .map(|t| t - OffsetDateTime::now_utc() > Duration::days(RENEW_DAYS))
             .unwrap_or(false);
         let missing: Vec<&String> = wanted.iter().filter(|n| !covered.contains(n)).collect();
-        if fresh && missing.is_empty() && info.ca_fingerprint == ca_fp {
+        if fresh && (info.imported || (missing.is_empty() && info.ca_fingerprint == ca_fp)) {
             return Ok(info);
         }
         tracing::info!(?missing, fresh, "re-issuing the server certificate");
@@ -192,6 +200,7 @@ pub fn ensure(data_dir: &Path, wanted: &[String], force: bool) -> Result<CertInf
         not_after: crate::clock::format_rfc3339(p.not_after),
         fingerprint: fingerprint(cert.der()),
         ca_fingerprint: ca_fp,
+        imported: false,
     };
     write_private(&paths.key, &key.serialize_pem())?;
     write_public(&paths.cert, &format!("{}{}", cert.pem(), ca_pem))?;

@@ -38,6 +38,22 @@ pub fn dm_key(a: &UserId, b: &UserId) -> String {
     }
 }
 
+/// A conversation key taken apart: a DM pair or a group.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Conv<'a> {
+    Dm(&'a str, &'a str),
+    Group(&'a str),
+}
+
+/// The parts of a key made by [`dm_key`] or [`conv_key`].
+pub(crate) fn parse_conv(key: &str) -> Option<Conv<'_>> {
+    if let Some(pair) = key.strip_prefix("d:") {
+        let (a, b) = pair.split_once(':')?;
+        return Some(Conv::Dm(a, b));
+    }
+    key.strip_prefix("g:").map(Conv::Group)
+}
+
 /// The highest sequence number in use (0 when empty).
 pub fn last_seq(store: &Store) -> Result<u64> {
     let tx = store.db().begin_read()?;
@@ -85,6 +101,9 @@ pub fn append(tx: &WriteTransaction, seq: &mut u64, draft: &Draft) -> Result<(Me
     if let Some(cid) = &draft.client_id {
         tx.open_table(SENDER_CLIENTID_SEQ)?.insert((from, cid.as_str()), *seq)?;
     }
+    if let Some(f) = &draft.file {
+        crate::files::data::record_posted(tx, f.id.as_str(), &conv, *seq)?;
+    }
     if let Target::User(to) = &draft.target {
         let mut peers = tx.open_table(USER_PEER_LASTSEQ)?;
         peers.insert((from, to.as_str()), *seq)?;
@@ -93,14 +112,20 @@ pub fn append(tx: &WriteTransaction, seq: &mut u64, draft: &Draft) -> Result<(Me
     Ok((msg, true))
 }
 
-/// Reads a set of messages by sequence number, in the order given.
+/// Reads a set of messages by sequence number, in the order given. A file message whose
+/// file was deleted since comes back with `file.removed` set.
 pub fn load(store: &Store, seqs: &[u64]) -> Result<Vec<Message>> {
     let tx = store.db().begin_read()?;
     let t = tx.open_table(SEQ_MESSAGE)?;
+    let files = tx.open_table(crate::files::data::FILEID_FILE)?;
     seqs.iter()
         .map(|s| {
             let cell = t.get(*s)?.ok_or_else(|| Error::Internal(format!("message {s} missing")))?;
-            from_cell(cell.value())
+            let mut msg: Message = from_cell(cell.value())?;
+            if let Some(f) = msg.file.as_mut() {
+                f.removed = crate::files::data::is_removed(&files, f.id.as_str())?;
+            }
+            Ok(msg)
         })
         .collect()
 }

@@ -171,6 +171,41 @@ impl Groups {
         self.join(id, user).await
     }
 
+    /// Adds `user` as the appliance administrator does: no group-admin check.
+    pub async fn admin_add_member(&self, id: &GroupId, user: &UserId) -> Result<Group> {
+        if !self.accounts.exists(user) {
+            return Err(Error::NotFound("user"));
+        }
+        self.join(id, user).await
+    }
+
+    /// Removes `user` as the appliance administrator does. When the group admin is
+    /// removed, the longest-standing member takes over, as when an admin leaves.
+    pub async fn remove_member(&self, id: &GroupId, user: &UserId) -> Result<Group> {
+        let g = self.get(id)?;
+        if !g.has_member(user) {
+            return Err(Error::Invalid("not_a_member", "that user is not a member of this group".into()));
+        }
+        self.leave(id, user).await
+    }
+
+    /// Deletes a group. Its messages stay in the database (as in a backup) but no one can
+    /// reach them any more.
+    pub async fn delete(&self, id: &GroupId) -> Result<Group> {
+        let g = self.get(id)?;
+        let store = self.store.clone();
+        let key = g.id.0.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let tx = store.db().begin_write()?;
+            tx.open_table(GROUPID_GROUP)?.remove(key.as_str())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await??;
+        self.all.write().expect("groups lock").remove(&g.id);
+        Ok(g)
+    }
+
     async fn save(&self, g: Group) -> Result<Group> {
         let store = self.store.clone();
         let cell = to_cell(&g)?;
@@ -184,5 +219,51 @@ impl Groups {
         .await??;
         self.all.write().expect("groups lock").insert(g.id.clone(), g.clone());
         Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Role;
+    use crate::auth::{Passwords, Tokens};
+
+    async fn setup() -> (tempfile::TempDir, Accounts, Groups) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tokens = Tokens::new(store.clone(), vec![1; 32], 3600).unwrap();
+        let accounts = Accounts::new(store.clone(), Passwords::new(2).unwrap(), tokens).unwrap();
+        let groups = Groups::new(store, accounts.clone()).unwrap();
+        (dir, accounts, groups)
+    }
+
+    #[tokio::test]
+    async fn an_administrator_adds_and_removes_members_and_the_admin_role_moves_on() {
+        let (_d, a, g) = setup().await;
+        let alice = a.create("alice", "password1", None, Role::User).await.unwrap().id;
+        let bob = a.create("bob", "password1", None, Role::User).await.unwrap().id;
+        let group = g.create(&alice, "Team", None, &[]).await.unwrap();
+        let group = g.admin_add_member(&group.id, &bob).await.unwrap();
+        assert_eq!(group.members, vec![alice.clone(), bob.clone()]);
+        assert_eq!(g.remove_member(&group.id, &bob).await.unwrap().members, vec![alice.clone()]);
+        assert_eq!(g.remove_member(&group.id, &bob).await.unwrap_err().code(), "not_a_member");
+        g.admin_add_member(&group.id, &bob).await.unwrap();
+        let after = g.remove_member(&group.id, &alice).await.unwrap();
+        assert_eq!(after.admin, bob);
+        let ghost = crate::ids::UserId::generate();
+        assert_eq!(g.admin_add_member(&group.id, &ghost).await.unwrap_err().code(), "not_found");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_group_is_gone_after_a_reload() {
+        let (_d, a, g) = setup().await;
+        let alice = a.create("alice", "password1", None, Role::User).await.unwrap().id;
+        let keep = g.create(&alice, "Keep", None, &[]).await.unwrap();
+        let drop = g.create(&alice, "Drop", None, &[]).await.unwrap();
+        g.delete(&drop.id).await.unwrap();
+        assert_eq!(g.get(&drop.id).unwrap_err().code(), "not_found");
+        assert_eq!(g.delete(&drop.id).await.unwrap_err().code(), "not_found");
+        let reloaded = Groups::new(g.store.clone(), a).unwrap();
+        assert_eq!(reloaded.all(), vec![keep]);
     }
 }

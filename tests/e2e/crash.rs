@@ -23,7 +23,7 @@ struct Proc {
 async fn spawn(dir: &std::path::Path) -> Proc {
     let port = free_port();
     let mut child = Command::new(daemon_binary())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--turn-listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -62,7 +62,7 @@ impl Proc {
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
         let (stream, _) =
             tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await.unwrap();
-        let mut ws = Ws { stream, next_ref: 1 };
+        let mut ws = Ws::new(stream);
         ws.send_json(json!({"type": "auth", "data": {"token": token}})).await;
         ws.expect("users:online-list").await;
         ws

@@ -27,7 +27,7 @@ async fn the_login_cookie_authenticates_the_upgrade() {
     let connector = tokio_tungstenite::Connector::Rustls(d.tls.clone());
     let (stream, _) =
         tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)).await.unwrap();
-    let mut ws = crate::util::Ws { stream, next_ref: 1 };
+    let mut ws = crate::util::Ws::new(stream);
     assert_eq!(ws.next_event().await["type"], "ready");
 }
 
@@ -66,4 +66,70 @@ async fn logout_closes_the_sockets_opened_with_that_token() {
     let mut ws = d.ws(&ta).await;
     d.call(Method::POST, "/api/auth/logout", Some(&ta), None).await;
     assert_eq!(ws.close_code().await, Some(4401));
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_and_never_stalls_the_others() {
+    use futures_util::StreamExt;
+    use std::time::Duration;
+    let d = TestDaemon::start_with(|c| c.ws_outbound_queue = 16).await;
+    let (ta, _) = d.user("alice").await;
+    let (tb, b) = d.user("bob").await;
+    let (tc, c) = d.user("carol").await;
+    let (_, g) = d.post("/api/groups", &ta, json!({"name": "G", "members": [b, c]})).await;
+    let gid = g["group"]["id"].as_str().unwrap().to_string();
+    let mut sender = d.ws(&ta).await;
+    let mut slow = d.ws(&tb).await; // never reads while the flood goes on
+    let mut fast = d.ws(&tc).await;
+
+    // 2,000 messages of 8 KB: far more than socket buffers plus a 16-frame queue hold.
+    let total = 2000u64;
+    let content = "y".repeat(8 * 1024 - 100);
+    let flood = async {
+        // Pipelined in windows, reading our own acks as we go (acks carry the message,
+        // so a sender that never read them would itself be a slow consumer).
+        let mut sent = 0u64;
+        while sent < total {
+            let batch = 64.min(total - sent);
+            for i in sent..sent + batch {
+                let f =
+                    json!({"type": "message:group:send", "ref": i + 1, "data": {"groupId": gid, "content": content}});
+                sender.stream.send(Message::Text(f.to_string().into())).await.unwrap();
+            }
+            let mut acks = 0;
+            while acks < batch {
+                let e = sender.next_event().await;
+                if e["type"] == "ack" {
+                    assert!(e.get("error").is_none(), "{e}");
+                    acks += 1;
+                }
+            }
+            sent += batch;
+        }
+    };
+    let drain = async {
+        let mut got = 0;
+        while got < total {
+            if fast.next_event().await["type"] == "message:group:receive" {
+                got += 1;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), async { tokio::join!(flood, drain) })
+        .await
+        .expect("the fast reader was stalled by the slow one");
+
+    // The slow reader finds its backlog cut short: a 1008 close, or the connection simply
+    // dropped when even the close frame could not be written.
+    let mut received = 0u64;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(20), slow.stream.next()).await.expect("no close") {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert!(code.is_none() || code == Some(1008), "closed with {code:?}");
+    assert!(received < total, "the slow reader got everything ({received}); nothing was bounded");
 }

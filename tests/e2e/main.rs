@@ -4,7 +4,11 @@
 //! process where a test needs to kill it.
 
 mod accounts;
+mod admin;
+mod calls;
 mod chat;
 mod crash;
+mod files;
 mod gateway;
+mod rtc;
 mod util;

@@ -50,8 +50,7 @@ impl TestDaemon {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
-        let mut config =
-            Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let mut config = test_config(dir.path());
         tweak(&mut config);
         let running = quickmeet_daemon::start(config).await.unwrap();
         let tls = client_tls(&running.ca_pem);
@@ -61,11 +60,7 @@ impl TestDaemon {
     /// Stops the daemon and starts a new one on the same data dir (new port).
     pub async fn restart(&mut self) {
         self.running.take().unwrap().stop().await.unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let config = test_config(self.dir.path());
         let running = quickmeet_daemon::start(config).await.unwrap();
         self.tls = client_tls(&running.ca_pem);
         self.http = http_client(&self.tls);
@@ -134,7 +129,7 @@ impl TestDaemon {
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
         let (stream, _) =
             tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await.unwrap();
-        Ws { stream, next_ref: 1 }
+        Ws::new(stream)
     }
 }
 
@@ -142,18 +137,31 @@ impl TestDaemon {
 pub struct Ws {
     pub stream: WsStream,
     pub next_ref: u64,
+    /// Events that arrived while `request` waited for its ack, in order.
+    backlog: std::collections::VecDeque<Value>,
 }
 
 /// How long a test waits for an event that should come.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Ws {
+    pub fn new(stream: WsStream) -> Ws {
+        Ws { stream, next_ref: 1, backlog: Default::default() }
+    }
+
     pub async fn send_json(&mut self, v: Value) {
         self.stream.send(Message::Text(v.to_string().into())).await.unwrap();
     }
 
     /// The next protocol event (acks included), skipping pings.
     pub async fn next_event(&mut self) -> Value {
+        if let Some(v) = self.backlog.pop_front() {
+            return v;
+        }
+        self.read_event().await
+    }
+
+    async fn read_event(&mut self) -> Value {
         loop {
             let msg = tokio::time::timeout(WAIT, self.stream.next()).await.expect("timed out waiting for a frame");
             match msg.expect("socket closed").expect("socket error") {
@@ -180,15 +188,19 @@ impl Ws {
         self.next_ref += 1;
         self.send_json(json!({"type": ty, "data": data, "ref": r})).await;
         loop {
-            let e = self.next_event().await;
+            let e = self.read_event().await;
             if e["type"] == "ack" && e["ref"] == r {
                 return e;
             }
+            self.backlog.push_back(e);
         }
     }
 
     /// Asserts nothing of type `ty` arrives within `within`.
     pub async fn assert_no(&mut self, ty: &str, within: Duration) {
+        for v in &self.backlog {
+            assert_ne!(v["type"], ty, "unexpected {v}");
+        }
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.stream.next()).await {
@@ -218,4 +230,14 @@ impl Ws {
 /// Path of the quickmeetd binary cargo built for these tests.
 pub fn daemon_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quickmeetd"))
+}
+
+/// A configuration on loopback ports chosen by the OS, TURN included.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        turn_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    }
 }

@@ -20,10 +20,13 @@ const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 2500;
 
 /**
- * @typedef {object} ControllerEvents
- * @property {{key: string, message: Message}} incoming   someone else's new message
- * @property {{}} logged-out                             the token stopped working
- * @property {{message: string}} problem                 something the user should know
+ * `incoming`: someone else's new message; `logged-out`: the token stopped
+ * working; `problem`: something the user should know.
+ * @typedef {{
+ *   'incoming': {key: string, message: Message},
+ *   'logged-out': {},
+ *   'problem': {message: string},
+ * }} ControllerEvents
  */
 
 /**
@@ -57,11 +60,20 @@ export class Controller extends Emitter {
     this.visible = true;
     /** @type {Map<string, {sentAt: number, timer: ReturnType<typeof setTimeout>|undefined}>} */
     this.typingOut = new Map();
+    /** The user list has been fetched once; people unknown after that signed up later. */
+    this.usersLoaded = false;
+    /** @type {Set<string>} user ids being fetched */
+    this.learning = new Set();
     this.#wire();
   }
 
   start() {
     this.conn.start();
+  }
+
+  /** The browser is back online: skip the backoff wait. */
+  reconnectNow() {
+    this.conn.reconnectNow();
   }
 
   #wire() {
@@ -75,7 +87,10 @@ export class Controller extends Emitter {
     });
     conn.on('resync-needed', () => this.#loadAll());
     conn.on('users:online-list', (d) => store.setOnline(d.users || []));
-    conn.on('user:online', (d) => store.setPresence(d.userId, true));
+    conn.on('user:online', (d) => {
+      store.setPresence(d.userId, true);
+      this.#learnUser(d.userId);
+    });
     conn.on('user:offline', (d) => store.setPresence(d.userId, false, d.lastSeen));
     conn.on('message:receive', (d) => this.#onLive(d.message));
     conn.on('message:group:receive', (d) => this.#onLive(d.message));
@@ -92,8 +107,31 @@ export class Controller extends Emitter {
         if (!store.me || d.from === store.me.id) return;
         const key = d.groupId ? 'g:' + d.groupId : 'u:' + d.from;
         store.setTyping(key, d.from, type === 'typing:start');
+        this.#learnUser(d.from);
       });
     }
+    // Callers and call peers may have signed up after our user list was loaded.
+    conn.on('call:offer', (d) => this.#learnUser(d && d.from));
+    conn.on('group-call:peer-joined', (d) => this.#learnUser(d && d.userId));
+    conn.on('group-call:existing-peers', (d) => {
+      for (const id of (d && d.peers) || []) this.#learnUser(id);
+    });
+  }
+
+  /**
+   * Fetch someone we have not heard of (they signed up after the user list was
+   * loaded), so names and colours show instead of "Someone".
+   * @param {unknown} id
+   */
+  #learnUser(id) {
+    if (typeof id !== 'string' || !id || !this.usersLoaded) return;
+    if (this.store.users.has(id) || this.learning.has(id)) return;
+    this.learning.add(id);
+    this.rest
+      .user(id)
+      .then((u) => this.store.upsertUser(u))
+      .catch((err) => console.warn('user', id, err))
+      .finally(() => this.learning.delete(id));
   }
 
   /** First load (and reload after a failed resync): people, groups, previews, unread. */
@@ -102,6 +140,7 @@ export class Controller extends Emitter {
     try {
       const [users, groups] = await Promise.all([rest.users(), rest.myGroups()]);
       store.setUsers(users);
+      this.usersLoaded = true;
       store.setGroups(groups);
       const me = store.me ? store.me.id : '';
       /** @type {import('./types.js').Target[]} */
@@ -148,6 +187,7 @@ export class Controller extends Emitter {
         return;
       }
     }
+    this.#learnUser(m.from);
     const key = store.keyOfMessage(m);
     const fresh = store.addMessages(key, [m]);
     if (!fresh.length || !store.me || m.from === store.me.id) return;
@@ -221,7 +261,7 @@ export class Controller extends Emitter {
     const content = text.trim() ? text : '';
     if (!content) return;
     this.stopTyping(key);
-    this.conn.enqueue(targetOf(key), { content, kind: 'text' });
+    this.conn.outbox.enqueue(targetOf(key), { content, kind: 'text' });
   }
 
   /**
@@ -231,16 +271,16 @@ export class Controller extends Emitter {
    */
   sendFile(key, file, caption) {
     const content = caption && caption.trim() ? caption : file.originalName || 'file';
-    this.conn.enqueue(targetOf(key), { content, kind: 'file', fileId: file.id, file });
+    this.conn.outbox.enqueue(targetOf(key), { content, kind: 'file', fileId: file.id, file });
   }
 
   /** @param {string} clientId */
   retry(clientId) {
-    this.conn.retry(clientId);
+    this.conn.outbox.retry(clientId);
   }
   /** @param {string} clientId */
   discard(clientId) {
-    this.conn.discard(clientId);
+    this.conn.outbox.discard(clientId);
   }
 
   /** Call on each keystroke; sends typing:start at most every few seconds. @param {string} key */

@@ -2,13 +2,17 @@
 /**
  * The WebSocket half of PROTOCOL.md: one `Connection` that authenticates, matches
  * `ref`s to acks, reconnects with exponential backoff, catches up with `sync`, and
- * keeps an outbox so an unacknowledged message is resent with the same `clientId`
+ * keeps an outbox (./protocol/outbox.js) so an unacknowledged message is resent with the same `clientId`
  * (the server dedupes it) until it is stored. It has no DOM access: everything it
  * knows leaves through typed events. REST lives in ./protocol/rest.js and
  * RTCPeerConnection handling in ./protocol/calls.js and ./protocol/group-calls.js;
  * they are re-exported here so the app imports the whole protocol layer from one place.
  */
 import { Emitter } from './emitter.js';
+import { Outbox } from './protocol/outbox.js';
+import { ProtocolError } from './protocol/wire.js';
+
+export { ProtocolError, newClientId } from './protocol/wire.js';
 
 export { Rest, ApiError } from './protocol/rest.js';
 export { LocalMedia } from './protocol/media.js';
@@ -25,21 +29,8 @@ export { GroupCallManager } from './protocol/group-calls.js';
 const MAX_FRAME_BYTES = 60 * 1024;
 const AUTH_TIMEOUT_MS = 10_000;
 const SEND_TIMEOUT_MS = 15_000;
-const MAX_AUTO_ATTEMPTS = 5;
 const MAX_SYNC_PAGES = 20;
 
-/** A failed request over the socket: an error ack, a timeout or a lost connection. */
-export class ProtocolError extends Error {
-  /** @param {string} code @param {string} message */
-  constructor(code, message) {
-    super(message);
-    this.name = 'ProtocolError';
-    this.code = code;
-  }
-}
-
-/** Codes after which resending the same frame may succeed. */
-const TRANSIENT = new Set(['timeout', 'connection_lost', 'not_connected', 'rate_limited', 'internal']);
 
 /**
  * @typedef {object} ConnStatus
@@ -61,46 +52,44 @@ const TRANSIENT = new Set(['timeout', 'connection_lost', 'not_connected', 'rate_
 
 /**
  * Events a Connection emits. Signaling events keep their wire names and payloads.
- * @typedef {object} ConnEvents
- * @property {ConnStatus} status
- * @property {{user: User, resumed: boolean}} ready      resumed: this is a reconnect
- * @property {{}} unauthorized                            the token was refused (4401)
- * @property {{users: string[]}} users:online-list
- * @property {{userId: string}} user:online
- * @property {{userId: string, lastSeen: string}} user:offline
- * @property {TypingEvent} typing:start
- * @property {TypingEvent} typing:stop
- * @property {{message: Message}} message:receive
- * @property {{message: Message}} message:group:receive
- * @property {ReadEvent} message:read
- * @property {{messages: Message[]}} synced               one page of missed messages
- * @property {{}} resync-needed                            sync could not catch up: reload from REST
- * @property {{entries: OutboxEntry[]}} outbox
- * @property {{clientId: string, message: Message}} sent
- * @property {WireError} server-error
- * @property {any} call:offer
- * @property {any} call:answer
- * @property {any} call:ice-candidate
- * @property {any} call:reject
- * @property {any} call:end
- * @property {any} group-call:existing-peers
- * @property {any} group-call:peer-joined
- * @property {any} group-call:peer-left
- * @property {any} group-call:offer
- * @property {any} group-call:answer
- * @property {any} group-call:ice-candidate
- * @property {any} media:state
+ * `ready.resumed` is true on a reconnect; `unauthorized`: the token was refused
+ * (4401); `synced`: one page of missed messages; `resync-needed`: sync could not
+ * catch up, reload from REST.
+ * @typedef {{
+ *   'status': ConnStatus,
+ *   'ready': {user: User, resumed: boolean},
+ *   'unauthorized': {},
+ *   'users:online-list': {users: string[]},
+ *   'user:online': {userId: string},
+ *   'user:offline': {userId: string, lastSeen: string},
+ *   'typing:start': TypingEvent,
+ *   'typing:stop': TypingEvent,
+ *   'message:receive': {message: Message},
+ *   'message:group:receive': {message: Message},
+ *   'message:read': ReadEvent,
+ *   'synced': {messages: Message[]},
+ *   'resync-needed': {},
+ *   'outbox': {entries: OutboxEntry[]},
+ *   'sent': {clientId: string, message: Message},
+ *   'server-error': WireError,
+ *   'call:offer': any,
+ *   'call:answer': any,
+ *   'call:ice-candidate': any,
+ *   'call:reject': any,
+ *   'call:end': any,
+ *   'group-call:existing-peers': any,
+ *   'group-call:peer-joined': any,
+ *   'group-call:peer-left': any,
+ *   'group-call:offer': any,
+ *   'group-call:answer': any,
+ *   'group-call:ice-candidate': any,
+ *   'media:state': any,
+ * }} ConnEvents
  */
 
 /** Minimal Web Storage shape, injected so this module never reaches for globals it does not need. */
 /** @typedef {{getItem(k: string): string|null, setItem(k: string, v: string): void, removeItem(k: string): void}} KeyValueStore */
 
-/** @returns {string} a random idempotency key */
-export function newClientId() {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
 
 /** @extends {Emitter<ConnEvents>} */
 export class Connection extends Emitter {
@@ -111,15 +100,14 @@ export class Connection extends Emitter {
     super();
     this.url = opts.url;
     this.token = opts.token;
-    this.storage = opts.storage || null;
     /** @type {ConnStatus} */
     this.status = { state: 'idle', attempt: 0 };
     /** @type {User|null} */
     this.user = null;
     /** Newest message seen, by createdAt; the `since` of the next sync. @type {{id: string, at: number}|null} */
     this.lastSeen = null;
-    /** @type {OutboxEntry[]} */
-    this.outbox = [];
+    /** Unsent messages; they survive reconnects and reloads. */
+    this.outbox = new Outbox(this, opts.storage || null);
     /** @type {WebSocket|null} */
     this.ws = null;
     this.nextRef = 0;
@@ -131,7 +119,6 @@ export class Connection extends Emitter {
     this.authTimer = undefined;
     this.stopped = true;
     this.everReady = false;
-    this.flushing = false;
   }
 
   /** Connect, and keep reconnecting until stop(). */
@@ -147,6 +134,11 @@ export class Connection extends Emitter {
     clearTimeout(this.retryTimer);
     if (this.ws) this.ws.close(1000, 'bye');
     this.#setStatus('closed');
+  }
+
+  /** Drop the socket and start over (a silent server usually means a dead socket). */
+  restart() {
+    if (this.ws) this.ws.close(4000, 'restart');
   }
 
   /** Skip the backoff wait (e.g. the browser just came back online). */
@@ -245,7 +237,7 @@ export class Connection extends Emitter {
         this.user = data.user;
         const resumed = this.everReady;
         this.everReady = true;
-        this.#loadOutbox();
+        this.outbox.load(data.user.id);
         this.#setStatus('open');
         this.emit('ready', { user: data.user, resumed });
         this.#afterReady(resumed);
@@ -261,7 +253,7 @@ export class Connection extends Emitter {
       case 'message:receive':
       case 'message:group:receive':
         if (data.message) this.noteSeen(data.message);
-        this.#settleFromServer(data.message);
+        this.outbox.settle(data.message);
         break;
     }
     // @ts-ignore: server event names are checked by the typedef at the subscriber
@@ -274,7 +266,7 @@ export class Connection extends Emitter {
       if (this.lastSeen) await this.#sync();
       else this.emit('resync-needed', {});
     }
-    this.#flush();
+    this.outbox.flush();
   }
 
   /** Fetch what was missed while disconnected, page by page. */
@@ -293,7 +285,7 @@ export class Connection extends Emitter {
       const messages = ack.messages || [];
       for (const m of messages) {
         this.noteSeen(m);
-        this.#settleFromServer(m);
+        this.outbox.settle(m);
       }
       this.emit('synced', { messages });
       if (!ack.hasMore || messages.length === 0) return;
@@ -350,139 +342,5 @@ export class Connection extends Emitter {
     if (text.length > MAX_FRAME_BYTES) return false;
     this.ws.send(text);
     return true;
-  }
-
-  // --- outbox -----------------------------------------------------------
-
-  /**
-   * Queue a chat message; it is sent now if connected, else after reconnect.
-   * @param {Target} target
-   * @param {{content: string, kind?: 'text'|'file', fileId?: string, file?: import('./types.js').FileInfo}} body
-   * @returns {OutboxEntry}
-   */
-  enqueue(target, body) {
-    /** @type {OutboxEntry} */
-    const entry = {
-      clientId: newClientId(),
-      target,
-      content: body.content,
-      kind: body.kind || 'text',
-      fileId: body.fileId,
-      file: body.file,
-      createdAt: new Date().toISOString(),
-      status: 'queued',
-      attempts: 0,
-    };
-    this.outbox.push(entry);
-    this.#outboxChanged();
-    this.#flush();
-    return entry;
-  }
-
-  /** Try a failed entry again, with the same clientId. @param {string} clientId */
-  retry(clientId) {
-    const e = this.outbox.find((x) => x.clientId === clientId);
-    if (!e || e.status === 'sending') return;
-    e.status = 'queued';
-    e.attempts = 0;
-    e.error = undefined;
-    this.#outboxChanged();
-    this.#flush();
-  }
-
-  /** Drop an unsent entry. @param {string} clientId */
-  discard(clientId) {
-    const before = this.outbox.length;
-    this.outbox = this.outbox.filter((x) => x.clientId !== clientId || x.status === 'sending');
-    if (this.outbox.length !== before) this.#outboxChanged();
-  }
-
-  /** A stored message that carries one of our clientIds settles that entry. @param {Message|undefined} m */
-  #settleFromServer(m) {
-    if (!m || !m.clientId) return;
-    const i = this.outbox.findIndex((x) => x.clientId === m.clientId);
-    if (i < 0) return;
-    this.outbox.splice(i, 1);
-    this.#outboxChanged();
-    this.emit('sent', { clientId: m.clientId, message: m });
-  }
-
-  /** Send queued entries one at a time, so they are stored in the order typed. */
-  async #flush() {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      let entry;
-      while (this.status.state === 'open' && (entry = this.outbox.find((x) => x.status === 'queued'))) {
-        const again = await this.#sendEntry(entry);
-        if (again) {
-          setTimeout(() => this.#flush(), 3000);
-          break;
-        }
-      }
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  /** @param {OutboxEntry} entry @returns {Promise<boolean>} true when the flush should pause */
-  async #sendEntry(entry) {
-    entry.status = 'sending';
-    entry.attempts += 1;
-    this.#outboxChanged();
-    const isGroup = 'groupId' in entry.target;
-    /** @type {Record<string, unknown>} */
-    const data = { ...entry.target, content: entry.content, kind: entry.kind, clientId: entry.clientId };
-    if (entry.fileId) data.fileId = entry.fileId;
-    try {
-      const ack = await this.request(isGroup ? 'message:group:send' : 'message:send', data, SEND_TIMEOUT_MS);
-      const message = /** @type {Message} */ (ack.message);
-      if (this.outbox.includes(entry)) {
-        this.outbox.splice(this.outbox.indexOf(entry), 1);
-        this.#outboxChanged();
-        this.emit('sent', { clientId: entry.clientId, message });
-      }
-      return false;
-    } catch (err) {
-      if (!this.outbox.includes(entry)) return false; // settled by sync or another path
-      const code = err instanceof ProtocolError ? err.code : 'internal';
-      if (TRANSIENT.has(code) && entry.attempts < MAX_AUTO_ATTEMPTS) {
-        entry.status = 'queued';
-        // A silent server usually means a dead socket: start over, resend after `ready`.
-        if (code === 'timeout' && this.ws) this.ws.close(4000, 'ack timeout');
-      } else {
-        entry.status = 'failed';
-        entry.error = err instanceof Error ? err.message : String(err);
-      }
-      this.#outboxChanged();
-      return code === 'rate_limited' || code === 'internal';
-    }
-  }
-
-  #storageKey() {
-    return this.user ? 'qm.outbox.' + this.user.id : null;
-  }
-
-  #loadOutbox() {
-    const key = this.#storageKey();
-    if (!key || !this.storage || this.outbox.length) return;
-    try {
-      const saved = JSON.parse(this.storage.getItem(key) || '[]');
-      if (Array.isArray(saved)) {
-        this.outbox = saved.map((e) => ({ ...e, status: e.status === 'failed' ? 'failed' : 'queued' }));
-        this.emit('outbox', { entries: this.outbox });
-      }
-    } catch {
-      this.storage.removeItem(key);
-    }
-  }
-
-  #outboxChanged() {
-    const key = this.#storageKey();
-    if (key && this.storage) {
-      if (this.outbox.length) this.storage.setItem(key, JSON.stringify(this.outbox));
-      else this.storage.removeItem(key);
-    }
-    this.emit('outbox', { entries: this.outbox });
   }
 }

@@ -170,7 +170,9 @@ export class Store extends Emitter {
       c.messages = c.messages.concat(fresh).sort((a, b) => time(a) - time(b));
       const last = c.messages[c.messages.length - 1];
       c.lastAt = Math.max(c.lastAt, time(last));
-      for (const m of fresh) c.typing.delete(m.from);
+      let typingChanged = false;
+      for (const m of fresh) typingChanged = c.typing.delete(m.from) || typingChanged;
+      if (typingChanged) this.emit('typing', key); // a message ends its author's typing
     }
     if (page) {
       // A refreshed newest page says nothing about older pages we already hold.

@@ -96,6 +96,7 @@ async fn leave(
     Path(id): Path<String>,
 ) -> ApiResult<Json<GroupResponse>> {
     let group = state.core.groups.leave(&GroupId(id), &auth.user.id).await?;
+    state.hub.deliver_calls(&state.core.calls.member_removed(&group.id, &auth.user.id));
     Ok(Json(GroupResponse { group }))
 }
 

@@ -5,8 +5,11 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod groups;
+pub mod ice;
 pub mod messages;
+pub mod range;
 pub mod users;
 
 use crate::AppState;
@@ -42,6 +45,8 @@ async fn health() -> Json<Health> {
         messages::send_dm, messages::send_group, messages::dm_history, messages::group_history,
         messages::read_dm, messages::read_group, messages::unread,
         groups::create, groups::mine, groups::all, groups::one, groups::join, groups::leave, groups::add_member,
+        files::upload, files::upload_multiple, files::download, files::remove,
+        ice::ice_servers,
     ),
     modifiers(&BearerAuth)
 )]
@@ -79,12 +84,16 @@ pub fn app(state: AppState) -> Router {
         .merge(users::router())
         .merge(messages::router())
         .merge(groups::router())
+        .merge(ice::router())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi))
         .route("/api/{*rest}", any(api_not_found))
         .layer(DefaultBodyLimit::max(state.core.config.max_json_body));
+    // Uploads stay outside the JSON body limit above: the files router sets its own.
+    let files = files::router(&state.core.config);
     Router::new()
         .merge(api)
+        .merge(files)
         .route("/ws", any(crate::ws::upgrade))
         .merge(crate::assets::router())
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))

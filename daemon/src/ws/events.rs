@@ -3,8 +3,9 @@
 //! [`ack_ok`] and [`ack_err`].
 
 use quickmeet::accounts::User;
+use quickmeet::calls::{CallType, MediaState};
 use quickmeet::chat::{Kind, Message};
-use quickmeet::ids::{FileId, GroupId, MessageId, UserId};
+use quickmeet::ids::{CallId, FileId, GroupId, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// `{"to"}` or `{"groupId"}`.
@@ -61,6 +62,68 @@ pub struct Auth {
     pub token: String,
 }
 
+/// `call:offer` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallOffer {
+    pub to: UserId,
+    pub call_id: CallId,
+    pub call_type: CallType,
+    pub sdp: String,
+}
+
+/// `call:answer` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallAnswer {
+    pub to: UserId,
+    pub call_id: CallId,
+    pub sdp: String,
+}
+
+/// `call:ice-candidate` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallCandidate {
+    pub to: UserId,
+    pub call_id: CallId,
+    pub candidate: serde_json::Value,
+}
+
+/// `call:reject` and `call:end` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallClose {
+    pub to: UserId,
+    pub call_id: CallId,
+    pub reason: Option<String>,
+}
+
+/// `group-call:join` / `group-call:leave` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupCallRef {
+    pub group_id: GroupId,
+}
+
+/// `group-call:offer` / `group-call:answer` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupSdp {
+    pub group_id: GroupId,
+    pub to: UserId,
+    pub sdp: String,
+}
+
+/// `group-call:ice-candidate` data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupCandidate {
+    pub group_id: GroupId,
+    pub to: UserId,
+    pub candidate: serde_json::Value,
+}
+
 /// Everything a client may send.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -79,6 +142,28 @@ pub enum ClientEvent {
     MessageRead(ReadMark),
     #[serde(rename = "sync")]
     Sync(Sync),
+    #[serde(rename = "call:offer")]
+    CallOffer(CallOffer),
+    #[serde(rename = "call:answer")]
+    CallAnswer(CallAnswer),
+    #[serde(rename = "call:ice-candidate")]
+    CallCandidate(CallCandidate),
+    #[serde(rename = "call:reject")]
+    CallReject(CallClose),
+    #[serde(rename = "call:end")]
+    CallEnd(CallClose),
+    #[serde(rename = "group-call:join")]
+    GroupCallJoin(GroupCallRef),
+    #[serde(rename = "group-call:leave")]
+    GroupCallLeave(GroupCallRef),
+    #[serde(rename = "group-call:offer")]
+    GroupCallOffer(GroupSdp),
+    #[serde(rename = "group-call:answer")]
+    GroupCallAnswer(GroupSdp),
+    #[serde(rename = "group-call:ice-candidate")]
+    GroupCallCandidate(GroupCandidate),
+    #[serde(rename = "media:state")]
+    MediaState(MediaState),
 }
 
 /// A client frame: the event plus its optional `ref`.

@@ -6,6 +6,7 @@
 
 use super::events::{ReadNotice, ServerEvent, Typing};
 use axum::extract::ws::Utf8Bytes;
+use quickmeet::calls::{Out, To};
 use quickmeet::chat::{Message, Receipt};
 use quickmeet::ids::{GroupId, UserId};
 use quickmeet::Core;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Identifies one connection.
-pub type ConnId = u64;
+pub use quickmeet::calls::ConnId;
 
 /// Close code when a connection cannot keep up with what it is sent.
 pub const CLOSE_TOO_SLOW: u16 = 1008;
@@ -215,6 +216,27 @@ impl Hub {
         let frame: Utf8Bytes = ev.to_frame().into();
         let refs: Vec<&UserId> = recipients.iter().collect();
         self.send_to(&refs, &frame, None);
+    }
+
+    /// Delivers call signaling to exactly the connections the call state chose.
+    pub fn deliver_calls(&self, outs: &[Out]) {
+        if outs.is_empty() {
+            return;
+        }
+        let users = self.users.read().expect("hub lock");
+        for o in outs {
+            let frame: Utf8Bytes = serde_json::to_string(&o.event).unwrap_or_default().into();
+            let (user, only, except) = match &o.to {
+                To::User(u) => (u, None, None),
+                To::UserExcept(u, c) => (u, None, Some(*c)),
+                To::Conn(u, c) => (u, Some(*c), None),
+            };
+            for c in users.get(user).into_iter().flatten() {
+                if only.is_none_or(|id| id == c.id) && except != Some(c.id) {
+                    c.send(frame.clone());
+                }
+            }
+        }
     }
 
     /// Closes every connection opened with the token `jti` (after logout).

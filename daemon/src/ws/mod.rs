@@ -4,6 +4,7 @@
 //! connection silent for 60 s. Frames over 64 KiB close the connection with 1009; malformed
 //! frames get an `error` (or an error ack) and the connection lives on.
 
+mod calls;
 pub mod events;
 pub mod hub;
 
@@ -123,8 +124,11 @@ where
                 break;
             }
             Some(frame) = rx.recv() => {
-                if sink.send(Message::Text(frame)).await.is_err() {
-                    break;
+                // A write blocked by a client that does not read must not keep the session
+                // from noticing it is being closed.
+                tokio::select! {
+                    sent = sink.send(Message::Text(frame)) => if sent.is_err() { break },
+                    _ = conn.cancel.cancelled() => {}
                 }
             }
             msg = stream.next() => match msg {
@@ -157,6 +161,7 @@ where
         }
     }
     state.hub.unregister(&conn);
+    calls::disconnected(&state, &conn);
 }
 
 fn error_event(code: &str, message: &str) -> Utf8Bytes {
@@ -192,7 +197,12 @@ async fn handle(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>, text:
     let reference = frame.reference;
     let me = &conn.user;
     let result: Result<Option<serde_json::Value>, Error> = match frame.event {
-        ClientEvent::Auth(_) => Err(Error::invalid("this connection is already authenticated")),
+        // A client that sends `auth` although its cookie already authenticated the upgrade
+        // is fine, as long as the token is for the same account.
+        ClientEvent::Auth(a) => match state.core.accounts.authenticate(&a.token) {
+            Ok((_, u)) if &u.id == me => Ok(None),
+            _ => Err(Error::invalid("this connection is already authenticated as another account")),
+        },
         ClientEvent::TypingStart(w) | ClientEvent::TypingStop(w) if w.to.is_some() == w.group_id.is_some() => {
             Err(Error::invalid("give exactly one of to or groupId"))
         }
@@ -220,6 +230,7 @@ async fn handle(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>, text:
         ClientEvent::Sync(s) => {
             state.core.chat.sync(me, s.since.as_deref()).await.map(|page| serde_json::to_value(page).ok())
         }
+        call_event => calls::handle(state, conn, call_event).map(Some),
     };
     match result {
         Ok(data) => reply_ok(conn, reference, data.unwrap_or_else(|| serde_json::json!({}))),

@@ -30,7 +30,8 @@ const DISCONNECTED_GRACE_MS = 12_000;
  */
 
 /**
- * Why a call ended: `hangup` (we), `ended` (they), `rejected`, `busy`,
+ * Why a call ended: `hangup` (we), `ended` (they), `rejected` (they declined),
+ * `declined` (we declined), `busy`,
  * `no-answer`, `missed`, `failed`, `connection-lost`, `media-error`.
  * @typedef {{call: CallState, reason: string, message?: string}} CallEnded
  */
@@ -162,7 +163,7 @@ export class CallManager extends Emitter {
     const call = this.call;
     if (!call || call.direction !== 'incoming' || call.phase !== 'ringing') return;
     this.conn.send('call:reject', { to: call.peerId, callId: call.callId });
-    this.#finish('rejected', false);
+    this.#finish('declined', false);
   }
 
   /** Hang up (or cancel an outgoing ring). */
@@ -197,7 +198,7 @@ export class CallManager extends Emitter {
       remoteMedia: { audio: true, video: callType === 'video', screen: false },
       localMedia: { audio: false, video: false, screen: false },
     };
-    const callId = d.callId;
+    const callId = String(d.callId);
     this.timer = setTimeout(() => {
       if (this.call?.callId === callId && this.call.phase === 'ringing') this.#finish('missed', false);
     }, RING_TIMEOUT_MS + 5000);

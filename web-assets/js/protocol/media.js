@@ -16,7 +16,7 @@ import { Emitter } from '../emitter.js';
  * @param {'audio'|'video'} kind
  */
 export function transceiverOf(pc, kind) {
-  return pc.getTransceivers().find((t) => !t.stopped && t.receiver.track && t.receiver.track.kind === kind) || null;
+  return pc.getTransceivers().find((t) => t.currentDirection !== 'stopped' && t.receiver.track && t.receiver.track.kind === kind) || null;
 }
 
 /**
@@ -146,6 +146,9 @@ export class LocalMedia extends Emitter {
     const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     const track = display.getVideoTracks()[0];
     if (!track) throw new Error('No screen was shared.');
+    // Keep text sharp: under load the encoder lowers the frame rate instead of the
+    // resolution (Chrome's default for camera content is to shrink the picture).
+    if ('contentHint' in track) track.contentHint = 'detail';
     this.screenTrack = track;
     track.addEventListener('ended', () => {
       if (this.screenTrack === track) this.stopScreen();

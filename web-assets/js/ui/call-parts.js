@@ -30,12 +30,15 @@ export function makeTile(who) {
   const camOff = h('span', { class: 'ind', attrs: { title: 'Camera off', 'aria-label': 'Camera off' } }, [icon('camOff')]);
   const sharing = h('span', { class: 'ind', attrs: { title: 'Sharing screen', 'aria-label': 'Sharing screen' } }, [icon('screen')]);
   const state = h('span', { class: 'tile-state' });
+  const nameEl = h('span', { text: who.local ? who.name + ' (you)' : who.name });
+  const avatarBox = h('div', { class: 'tile-avatar' }, [avatar(who.name, who.color, 'huge')]);
   const el = h('div', { class: 'tile' + (who.local ? ' local' : '') }, [
     video,
-    h('div', { class: 'tile-avatar' }, [avatar(who.name, who.color, 'huge')]),
-    h('div', { class: 'tile-label' }, [h('span', { text: who.local ? who.name + ' (you)' : who.name }), state, micOff, camOff, sharing]),
+    avatarBox,
+    h('div', { class: 'tile-label' }, [nameEl, state, micOff, camOff, sharing]),
     audio,
   ]);
+  let shown = { name: who.name, color: who.color };
   /** @type {MediaStream|null} */
   let current = null;
   let stopSpeaking = () => {};
@@ -64,6 +67,13 @@ export function makeTile(who) {
       camOff.hidden = flags.video || flags.screen;
       sharing.hidden = !flags.screen;
       state.textContent = status;
+    },
+    /** The person's name or colour became known. @param {string} name @param {string} [color] */
+    rename(name, color) {
+      if (name === shown.name && color === shown.color) return;
+      shown = { name, color };
+      nameEl.textContent = who.local ? name + ' (you)' : name;
+      avatarBox.replaceChildren(avatar(name, color, 'huge'));
     },
     destroy() {
       stopSpeaking();

@@ -38,6 +38,7 @@ export function mountComposer(root, dropZone, ctrl) {
   const grow = () => {
     input.style.height = 'auto';
     input.style.height = Math.min(input.scrollHeight, 200) + 'px';
+    input.style.overflowY = input.scrollHeight > 200 ? 'auto' : 'hidden';
   };
 
   const send = () => {

@@ -48,7 +48,7 @@ export function mountSidebar(root, ctrl, hooks) {
     const me = store.me;
     if (!me) return;
     meBox.replaceChildren(avatar(me.displayName || me.username, me.avatarColor), h('div', { class: 'me-text' }, [
-      h('strong', { text: me.displayName || me.username }),
+      h('strong', { text: me.displayName || me.username, attrs: { title: me.displayName || me.username } }),
       h('small', { text: '@' + me.username }),
     ]));
   };
@@ -59,12 +59,13 @@ export function mountSidebar(root, ctrl, hooks) {
   /** @param {Conversation} c */
   const preview = (c) => {
     const typers = store.typers(c.key);
-    if (typers.length) return { text: c.kind === 'group' ? `${store.name(typers[0])} is typing…` : 'typing…', typing: true };
+    if (typers.length) return { who: '', text: c.kind === 'group' ? `${store.name(typers[0])} is typing…` : 'typing…', typing: true, file: false };
     const m = store.lastMessage(c);
-    if (!m) return { text: c.kind === 'group' ? 'No messages yet' : '', typing: false };
-    const body = m.kind === 'file' && m.file ? '📎 ' + (m.content === m.file.originalName ? m.file.originalName : m.content) : m.content;
+    if (!m) return { who: '', text: c.kind === 'group' ? 'No messages yet' : '', typing: false, file: false };
+    const file = m.kind === 'file' && !!m.file;
     const who = store.me && m.from === store.me.id ? 'You: ' : c.kind === 'group' ? store.name(m.from) + ': ' : '';
-    return { text: who + body.replace(/\s+/g, ' ').slice(0, 120), typing: false };
+    // A paperclip icon rather than an emoji, which not every system has a font for.
+    return { who, text: m.content.replace(/\s+/g, ' ').slice(0, 120), typing: false, file };
   };
 
   /** @param {Conversation} c */
@@ -92,7 +93,7 @@ export function mountSidebar(root, ctrl, hooks) {
             last ? h('time', { class: 'conv-time', text: shortWhen(last.createdAt), attrs: { datetime: last.createdAt } }) : null,
           ]),
           h('span', { class: 'conv-bottom' }, [
-            h('span', { class: 'conv-preview' + (p.typing ? ' typing' : ''), text: p.text }),
+            h('span', { class: 'conv-preview' + (p.typing ? ' typing' : '') }, [p.who, p.file ? icon('attach') : null, p.text]),
             c.unread ? h('span', { class: 'badge', text: c.unread > 99 ? '99+' : String(c.unread), attrs: { 'aria-label': `${c.unread} unread` } }) : null,
           ]),
         ]),

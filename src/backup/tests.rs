@@ -1,0 +1,142 @@
+use super::*;
+use crate::chat::{SendRequest, Target};
+use crate::config::Config;
+use crate::Core;
+use redb::TableHandle;
+
+fn open(dir: &Path) -> Core {
+    Core::open(Config { data_dir: dir.to_path_buf(), ..Config::default() }).unwrap()
+}
+
+/// A data dir with two users, a group, a direct and a group message and a stored file.
+async fn populated() -> (tempfile::TempDir, Core) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    crate::certs::ensure(dir.path(), &["127.0.0.1".into()], false).unwrap();
+    let a = c.accounts.signup("alice", "password1", None).await.unwrap().1.id;
+    let b = c.accounts.signup("bob", "password2", None).await.unwrap().1.id;
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap();
+    let text = |s: &str| SendRequest { content: s.into(), ..Default::default() };
+    c.chat.send(&a, Target::User(b.clone()), text("hello bob")).await.unwrap();
+    c.chat.send(&b, Target::Group(g.id.clone()), text("hello team")).await.unwrap();
+    std::fs::create_dir_all(dir.path().join("files/ab")).unwrap();
+    std::fs::write(dir.path().join("files/ab/blob"), b"file bytes").unwrap();
+    std::fs::write(dir.path().join("files/.tmp/half.part"), b"junk").unwrap();
+    (dir, c)
+}
+
+fn backup(c: &Core) -> (Vec<u8>, Manifest) {
+    let mut out = Vec::new();
+    let m = create(&c.store, &mut out).unwrap();
+    (out, m)
+}
+
+#[test]
+fn the_backup_knows_every_table_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let tx = store.db().begin_read().unwrap();
+    for t in tx.list_tables().unwrap() {
+        let name = t.name();
+        assert!(
+            tables::SKIPPED.contains(&name) || tables::TABLES.iter().any(|(n, _)| *n == name),
+            "table {name} is not in backup::tables::TABLES"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backup_counts_and_checksums_what_it_holds_and_verifies() {
+    let (dir, c) = populated().await;
+    let (bytes, m) = backup(&c);
+    assert_eq!((m.counts.users, m.counts.groups, m.counts.messages), (2, 1, 2));
+    let paths: Vec<&str> = m.entries.iter().map(|e| e.path.as_str()).collect();
+    for want in ["store/userid_user.jsonl", "files/ab/blob", "tls/ca.pem", "tls/server.key", "jwt.key"] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    assert!(!paths.iter().any(|p| p.contains(".tmp") || p.contains("redb")), "{paths:?}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".backup")));
+    assert_eq!(verify(bytes.as_slice()).unwrap(), m);
+}
+
+#[tokio::test]
+async fn a_tampered_or_truncated_archive_fails_verification() {
+    let (_dir, c) = populated().await;
+    let (bytes, m) = backup(&c);
+    // Rewrite the archive with one file's content changed but its size kept.
+    let mut tampered = Vec::new();
+    {
+        let mut t = tar::Builder::new(zstd::stream::write::Encoder::new(&mut tampered, 1).unwrap().auto_finish());
+        let mut a = tar::Archive::new(zstd::stream::read::Decoder::new(bytes.as_slice()).unwrap());
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if path == Path::new("files/ab/blob") {
+                data = b"FILE BYTES".to_vec();
+            }
+            t.append_data(&mut e.header().clone(), &path, data.as_slice()).unwrap();
+        }
+        t.finish().unwrap();
+    }
+    let e = verify(tampered.as_slice()).unwrap_err().to_string();
+    assert!(e.contains("files/ab/blob") && e.contains("checksum"), "{e}");
+    let e = verify(&bytes[..bytes.len() / 2]).unwrap_err().to_string();
+    assert!(e.contains("truncated") || e.contains("damaged"), "{e}");
+    assert!(verify(&b"not an archive"[..]).is_err());
+    assert_eq!(m.format, FORMAT_VERSION);
+}
+
+#[tokio::test]
+async fn a_restore_brings_back_users_groups_messages_and_files() {
+    let (_dir, c) = populated().await;
+    let (bytes, _) = backup(&c);
+    let alice = c.accounts.find("alice").unwrap();
+    let archive = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(archive.path(), &bytes).unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    let fresh = target.path().join("data");
+    let m = restore(archive.path(), &fresh, false).unwrap();
+    assert_eq!(m.counts.messages, 2);
+    let r = open(&fresh);
+    let (token, rec) = r.accounts.login("alice", "password1").await.unwrap();
+    assert_eq!(rec.id, alice.id);
+    let bob = r.accounts.find("bob").unwrap().id;
+    let page = r.chat.history(&bob, &Target::User(alice.id.clone()), None, 50).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+    let g = r.groups.all().remove(0);
+    assert_eq!(r.chat.history(&alice.id, &Target::Group(g.id), None, 50).await.unwrap().messages.len(), 1);
+    assert_eq!(std::fs::read(fresh.join("files/ab/blob")).unwrap(), b"file bytes");
+    // Same secrets, so tokens issued before the backup still verify.
+    assert!(r.accounts.authenticate(&token).is_ok());
+    let _ = c;
+}
+
+#[tokio::test]
+async fn a_restore_refuses_a_database_in_use_and_existing_data_without_force() {
+    let (dir, c) = populated().await;
+    let (bytes, _) = backup(&c);
+    let archive = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(archive.path(), &bytes).unwrap();
+    let e = restore(archive.path(), dir.path(), true).unwrap_err().to_string();
+    assert!(e.contains("quickmeetd running"), "{e}");
+    c.chat.close().await;
+    drop(c);
+    let e = restore(archive.path(), dir.path(), false).unwrap_err();
+    assert_eq!(e.code(), "data_exists");
+    std::fs::write(dir.path().join("files/ab/blob"), b"changed").unwrap();
+    restore(archive.path(), dir.path(), true).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("files/ab/blob")).unwrap(), b"file bytes");
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".restore")));
+    open(dir.path()).accounts.login("bob", "password2").await.unwrap();
+}
