@@ -3,6 +3,9 @@
 //! [`AdminResponse`] line back. `backup-create` is the one exception: after a
 //! [`AdminResponse::BackupFollows`] line the connection carries the archive bytes to EOF.
 //! Users are named by username and groups by id or name, as an administrator types them.
+//! [`offline`] is what the CLI does instead when the daemon is stopped.
+
+pub mod offline;
 
 use crate::accounts::{Role, UserRecord};
 use crate::error::Error;
@@ -97,7 +100,7 @@ impl AdminResponse {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(..) => ErrorKind::Conflict,
             Error::Unauthenticated(_) | Error::Forbidden(..) => ErrorKind::PermissionDenied,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::StorageFull => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
         };
         let message = match e {

@@ -29,6 +29,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder holding the database, files and certificates.
     pub data_dir: PathBuf,
+    /// Whether to run the plain-HTTP landing port (CA download, install guide, redirects).
+    pub http_enabled: bool,
+    /// Address and port of the plain-HTTP landing port.
+    pub http_listen: SocketAddr,
+    /// Whether to advertise `<mdns-name>.local` and `_https._tcp` over multicast DNS.
+    pub mdns_enabled: bool,
+    /// Host name advertised over mDNS (without `.local`); the certificate names it too.
+    pub mdns_name: String,
     /// Who may sign up.
     pub registration: Registration,
     /// How long a login token stays valid, in hours.
@@ -67,6 +75,35 @@ pub struct Config {
     pub turn_credential_ttl_secs: u64,
     /// Unix socket of the admin CLI (default: `admin.sock` in the data dir).
     pub admin_socket: Option<PathBuf>,
+    /// System group whose members may use the admin socket, besides root and the daemon's
+    /// own user and group.
+    pub admin_group: Option<String>,
+    /// Signups and failed logins per client IP and minute; past it 429 with a growing backoff.
+    pub rate_auth_per_minute: u32,
+    /// Authenticated API requests per user and minute (uploads count separately).
+    pub rate_api_per_minute: u32,
+    /// Uploads per user and minute.
+    pub rate_upload_per_minute: u32,
+    /// Chat frames (sends, read marks, sync) per WebSocket connection and minute.
+    pub rate_ws_messages_per_minute: u32,
+    /// `typing:*` frames per WebSocket connection and minute.
+    pub rate_ws_typing_per_minute: u32,
+    /// Call signaling frames per WebSocket connection and minute.
+    pub rate_ws_signaling_per_minute: u32,
+    /// New TCP connections per client IP and minute.
+    pub rate_connections_per_minute: u32,
+    /// Open TCP connections per client IP at once.
+    pub max_connections_per_ip: usize,
+    /// Open WebSocket connections per user at once.
+    pub max_ws_per_user: usize,
+    /// Seconds a client gets to finish the TLS handshake.
+    pub timeout_handshake_secs: u64,
+    /// Seconds a client gets to send a request's headers.
+    pub timeout_header_secs: u64,
+    /// Seconds a request body may stall between two chunks.
+    pub timeout_body_secs: u64,
+    /// Seconds a connection may stay silent in both directions (idle keep-alive).
+    pub timeout_idle_secs: u64,
 }
 
 impl Default for Config {
@@ -74,6 +111,10 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             data_dir: PathBuf::from("./data"),
+            http_enabled: true,
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            mdns_enabled: true,
+            mdns_name: "quickmeet".to_string(),
             registration: Registration::Open,
             token_ttl_hours: 24 * 7,
             max_json_body: 64 * 1024,
@@ -92,6 +133,20 @@ impl Default for Config {
             turn_bandwidth_kbps: 10_000,
             turn_credential_ttl_secs: 3600,
             admin_socket: None,
+            admin_group: None,
+            rate_auth_per_minute: 10,
+            rate_api_per_minute: 600,
+            rate_upload_per_minute: 60,
+            rate_ws_messages_per_minute: 600,
+            rate_ws_typing_per_minute: 120,
+            rate_ws_signaling_per_minute: 1200,
+            rate_connections_per_minute: 300,
+            max_connections_per_ip: 256,
+            max_ws_per_user: 16,
+            timeout_handshake_secs: 10,
+            timeout_header_secs: 15,
+            timeout_body_secs: 30,
+            timeout_idle_secs: 75,
         }
     }
 }
@@ -119,6 +174,14 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Invalid("invalid_config", m.to_string()));
+        if !valid_dns_label(&self.mdns_name) {
+            return bad(
+                "mdns-name must be one DNS label: 1 to 63 letters, digits or '-', not starting or ending with '-'",
+            );
+        }
+        if self.http_enabled && self.http_listen == self.listen && self.listen.port() != 0 {
+            return bad("http-listen must differ from listen");
+        }
         if self.token_ttl_hours == 0 || self.token_ttl_hours > 24 * 365 {
             return bad("token-ttl-hours must be between 1 and 8760");
         }
@@ -154,11 +217,64 @@ impl Config {
                 return bad("turn-external-urls entries must start with turn:, turns: or stun:");
             }
         }
+        if let Some(g) = &self.admin_group {
+            let ok =
+                !g.is_empty() && g.len() <= 32 && g.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !ok || g.starts_with('-') {
+                return bad("admin-group must be the name of a system group, like \"quickmeet-admins\"");
+            }
+        }
         if !self.turn_external_urls.is_empty() && self.turn_external_secret_file.is_none() {
             return bad("turn-external-urls needs turn-external-secret-file (the coturn static-auth-secret)");
         }
+        self.validate_limits()
+    }
+
+    /// The abuse limits: every rate at least 1 a minute and at most 1,000,000, every
+    /// timeout between 1 s and 10 minutes.
+    fn validate_limits(&self) -> Result<()> {
+        let rates = [
+            ("rate-auth-per-minute", self.rate_auth_per_minute),
+            ("rate-api-per-minute", self.rate_api_per_minute),
+            ("rate-upload-per-minute", self.rate_upload_per_minute),
+            ("rate-ws-messages-per-minute", self.rate_ws_messages_per_minute),
+            ("rate-ws-typing-per-minute", self.rate_ws_typing_per_minute),
+            ("rate-ws-signaling-per-minute", self.rate_ws_signaling_per_minute),
+            ("rate-connections-per-minute", self.rate_connections_per_minute),
+        ];
+        for (key, v) in rates {
+            if !(1..=1_000_000).contains(&v) {
+                return Err(Error::Invalid("invalid_config", format!("{key} must be between 1 and 1000000")));
+            }
+        }
+        for (key, v) in
+            [("max-connections-per-ip", self.max_connections_per_ip), ("max-ws-per-user", self.max_ws_per_user)]
+        {
+            if !(1..=100_000).contains(&v) {
+                return Err(Error::Invalid("invalid_config", format!("{key} must be between 1 and 100000")));
+            }
+        }
+        let timeouts = [
+            ("timeout-handshake-secs", self.timeout_handshake_secs),
+            ("timeout-header-secs", self.timeout_header_secs),
+            ("timeout-body-secs", self.timeout_body_secs),
+            ("timeout-idle-secs", self.timeout_idle_secs),
+        ];
+        for (key, v) in timeouts {
+            if !(1..=600).contains(&v) {
+                return Err(Error::Invalid("invalid_config", format!("{key} must be between 1 and 600")));
+            }
+        }
         Ok(())
     }
+}
+
+/// A single DNS label as mDNS host names need: `quickmeet`, `front-desk-2`.
+fn valid_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// One thing wrong in a config file, with its 1-based line (0 when no line applies).
@@ -246,6 +362,20 @@ mod tests {
     }
 
     #[test]
+    fn abuse_limits_have_defaults_and_refuse_zero() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.rate_auth_per_minute, c.max_ws_per_user, c.timeout_handshake_secs), (10, 16, 10));
+        let c = Config::from_toml("rate-auth-per-minute = 1000\ntimeout-idle-secs = 5\n").unwrap();
+        assert_eq!((c.rate_auth_per_minute, c.timeout_idle_secs), (1000, 5));
+        for bad in
+            ["rate-api-per-minute = 0", "max-ws-per-user = 0", "timeout-body-secs = 0", "timeout-idle-secs = 9999"]
+        {
+            let e = Config::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn keys_are_spelled_like_flags() {
         let c = Config::from_toml("data-dir = \"/tmp/x\"\nregistration = \"closed\"\n").unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
@@ -272,5 +402,86 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!(cfg.unwrap().admin_socket_path(), PathBuf::from("/run/quickmeet/admin.sock"));
         assert_eq!(Config::default().admin_socket_path(), PathBuf::from("./data/admin.sock"));
+    }
+
+    #[test]
+    fn admin_group_is_a_group_name() {
+        assert_eq!(
+            Config::from_toml("admin-group = \"lan-admins\"").unwrap().admin_group.as_deref(),
+            Some("lan-admins")
+        );
+        assert_eq!(Config::default().admin_group, None);
+        for bad in ["admin-group = \"\"", "admin-group = \"wheel staff\"", "admin-group = \"-x\""] {
+            let e = Config::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains("admin-group"), "{bad}: {e}");
+        }
+        let (_, problems) = check("listen = \"127.0.0.1:1\"\nadmin-group = \"a b\"\n");
+        assert_eq!(problems.iter().map(|p| p.line).collect::<Vec<_>>(), vec![2], "{problems:?}");
+    }
+
+    #[test]
+    fn mdns_name_must_be_one_dns_label() {
+        assert_eq!(Config::from_toml("mdns-name = \"front-desk-2\"").unwrap().mdns_name, "front-desk-2");
+        for bad in ["", "-x", "x-", "a.b", "a b", &"x".repeat(64)] {
+            let e = Config::from_toml(&format!("mdns-name = \"{bad}\"")).unwrap_err().to_string();
+            assert!(e.contains("mdns-name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_landing_port_defaults_to_8080_and_must_not_clash_with_https() {
+        let c = Config::default();
+        assert!(c.http_enabled && c.mdns_enabled);
+        assert_eq!(c.http_listen.port(), 8080);
+        assert!(Config::from_toml("listen = \"0.0.0.0:80\"\nhttp-listen = \"0.0.0.0:80\"").is_err());
+        assert!(
+            Config::from_toml("listen = \"0.0.0.0:80\"\nhttp-listen = \"0.0.0.0:80\"\nhttp-enabled = false").is_ok()
+        );
+    }
+
+    /// The key names serde knows, read from its "unknown field, expected one of …" error.
+    fn every_key() -> Vec<String> {
+        let e = toml::from_str::<Config>("no-such-key = 1").unwrap_err().to_string();
+        let list = e.split("expected one of").nth(1).expect("serde lists the known keys");
+        list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    }
+
+    /// `packaging/quickmeet.toml` becomes `/etc/quickmeet/quickmeet.toml`: it must mention
+    /// every key, and each `# key = value` line must be the real default, so uncommenting
+    /// one changes nothing (lines ending in `# example` are examples, not defaults).
+    #[test]
+    fn the_packaged_config_documents_every_key_with_its_default() {
+        let text = include_str!("../packaging/quickmeet.toml");
+        let keys = every_key();
+        assert!(keys.len() > 20, "{keys:?}");
+        for key in &keys {
+            let active = format!("\n{key} = ");
+            let commented = format!("\n# {key} = ");
+            assert!(text.contains(&active) || text.contains(&commented), "packaging/quickmeet.toml lacks {key}");
+        }
+        let packaged = Config::from_toml(text).unwrap();
+        assert_eq!(packaged.listen.port(), 443);
+        assert_eq!(packaged.data_dir, PathBuf::from("/var/lib/quickmeet"));
+        assert_eq!(packaged.admin_socket_path(), PathBuf::from("/run/quickmeet/admin.sock"));
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if !l.ends_with("# example") && keys.iter().any(|k| rest.starts_with(&format!("{k} = "))) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let all = Config::from_toml(&uncommented).unwrap();
+        let defaults = Config {
+            listen: packaged.listen,
+            data_dir: packaged.data_dir.clone(),
+            admin_socket: packaged.admin_socket.clone(),
+            ..Config::default()
+        };
+        assert_eq!(format!("{all:?}"), format!("{defaults:?}"), "a commented value differs from its default");
     }
 }

@@ -29,6 +29,10 @@ pub enum Error {
     /// The server is shutting down or overloaded (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
+    /// The disk holding the data dir is full: nothing new can be stored until an
+    /// administrator frees space; reads keep working (HTTP 507).
+    #[error("the appliance's disk is full; nothing new can be stored until an administrator frees space")]
+    StorageFull,
     /// Anything else: logged in full, shown to clients as a generic failure (HTTP 500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -54,6 +58,7 @@ impl Error {
             Error::TooLarge(code, _) => code,
             Error::UnsupportedType(_) => "unsupported_type",
             Error::Unavailable(_) => "unavailable",
+            Error::StorageFull => "storage_full",
             Error::Internal(_) => "internal",
         }
     }
@@ -67,10 +72,38 @@ impl Error {
     }
 }
 
+/// What clients are told once redb refuses writes after an I/O error during a commit
+/// (typically the disk filling up): its handle stays read-only until the process reopens it.
+pub const POISONED: &str =
+    "storage refuses writes after a disk error (is the disk full?); free space and restart quickmeetd";
+
+/// Whether an infrastructure error is the disk running out of space (ENOSPC, EDQUOT),
+/// anywhere in its chain of causes.
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    // redb keeps the I/O error only in its message.
+    let text = e.to_string();
+    text.contains("No space left on device") || text.contains("Disk quota exceeded")
+}
+
 macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
+                if is_disk_full(&e) {
+                    return Error::StorageFull;
+                }
+                if e.to_string().contains("Previous I/O error") {
+                    return Error::Unavailable(POISONED.into());
+                }
                 Error::Internal(e.to_string())
             }
         }

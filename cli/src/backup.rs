@@ -1,6 +1,6 @@
 //! `quickmeet backup …`: online backups made by the daemon, verified here; offline restore.
 
-use crate::client::{unexpected, Target};
+use crate::client::{unexpected, Daemon, Target};
 use crate::output::{bytes, fields, json};
 use crate::{exit, Cli, Failure, Io, Outcome};
 use clap::Subcommand;
@@ -19,17 +19,27 @@ pub enum BackupCmd {
     /// It holds the secrets, so it is created readable by you only.
     ///
     /// Example: sudo quickmeet backup create /srv/backups/quickmeet-$(date +%F).tar.zst
-    Create { file: PathBuf },
+    Create {
+        /// The archive to write (must not exist yet)
+        file: PathBuf,
+    },
     /// Check an archive without restoring it: complete, and every file matching its SHA-256.
     ///
+    /// Exits 1 when the archive is damaged, truncated or tampered with.
+    ///
     /// Example: quickmeet backup verify quickmeet-2026-11-25.tar.zst
-    Verify { file: PathBuf },
+    Verify {
+        /// The archive to check
+        file: PathBuf,
+    },
     /// Restore an archive into the data dir. The daemon must be stopped.
     ///
-    /// Refuses to replace existing data unless --force is given.
+    /// Refuses to replace existing data unless --force is given. Works directly on the data
+    /// dir (--data-dir, or the config's data-dir); restored files get the data dir's owner.
     ///
     /// Example: sudo systemctl stop quickmeetd && sudo quickmeet backup restore q.tar.zst --force
     Restore {
+        /// The archive to restore (verified first)
         file: PathBuf,
         /// Replace the data that is there now
         #[arg(long)]
@@ -85,8 +95,15 @@ fn create(target: &Target, file: &Path) -> Result<Manifest, Failure> {
     }
     let partial = file.with_extension("partial");
     let write_fail = |e: std::io::Error| Failure::error(format!("cannot write {}: {e}", partial.display()));
-    let mut out =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).map_err(write_fail)?;
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Failure::error(format!(
+                "{} is left from an interrupted backup; remove it and run the command again",
+                partial.display()
+            )),
+            _ => write_fail(e),
+        }
+    })?;
     let copied = std::io::copy(&mut stream, &mut out).and_then(|_| out.flush()).and_then(|_| out.sync_all());
     let checked = copied.map_err(write_fail).and_then(|_| verify_file(&partial));
     match checked {
@@ -113,7 +130,7 @@ pub fn run(cli: &Cli, cmd: &BackupCmd, io: &mut Io<'_>) -> Outcome {
             summary(cli, io, file, &m, "verified")
         }
         BackupCmd::Restore { file, force } => {
-            if target.daemon_answers() {
+            if let Daemon::Answers = target.daemon()? {
                 return Err(Failure::error(format!(
                     "quickmeetd is running (it answers on {}); stop it first, e.g. sudo systemctl stop quickmeetd",
                     target.socket.display()
@@ -123,6 +140,7 @@ pub fn run(cli: &Cli, cmd: &BackupCmd, io: &mut Io<'_>) -> Outcome {
                 return Err(Failure::new(exit::NOT_FOUND, format!("{} does not exist", file.display())));
             }
             let m = quickmeet::backup::restore(file, &target.data_dir, *force).map_err(core_failure)?;
+            quickmeet::admin::offline::hand_back(&target.data_dir).map_err(core_failure)?;
             summary(cli, io, file, &m, "restored")?;
             if !cli.json {
                 crate::output::say(io.out, format!("into {}; start quickmeetd to use it", target.data_dir.display()))?;

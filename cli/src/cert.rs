@@ -1,8 +1,8 @@
 //! `quickmeet cert …`: the HTTPS certificate. Online through the daemon (which swaps a new
 //! certificate in without a restart); `show`, `export-ca` and `renew` also work on the data
-//! dir when the daemon is stopped.
+//! dir when the daemon is stopped (`renew` only then: it holds the database lock meanwhile).
 
-use crate::client::{unexpected, Target};
+use crate::client::{unexpected, Daemon, Target};
 use crate::output::{days_until, fields, json, say};
 use crate::{exit, Cli, Failure, Io, Outcome};
 use clap::Subcommand;
@@ -18,7 +18,8 @@ pub enum CertCmd {
     /// Issue a fresh server certificate from the local CA and use it at once.
     ///
     /// Open connections stay up; new ones get the new certificate. Devices that trust the
-    /// local CA keep trusting it. Replaces an imported certificate.
+    /// local CA keep trusting it. Replaces an imported certificate. With quickmeetd stopped,
+    /// the certificate is written to the data dir and used when it starts.
     ///
     /// Example: quickmeet cert renew
     Renew,
@@ -77,7 +78,7 @@ fn core_failure(e: quickmeet::Error) -> Failure {
 
 pub fn run(cli: &Cli, cmd: &CertCmd, io: &mut Io<'_>) -> Outcome {
     let target = Target::resolve(cli)?;
-    let online = target.daemon_answers();
+    let online = matches!(target.daemon()?, Daemon::Answers);
     let offline_note = format!("quickmeetd is not running; read from {}", target.data_dir.display());
     match cmd {
         CertCmd::Show if online => match target.request(AdminRequest::CertShow)? {
@@ -98,8 +99,9 @@ pub fn run(cli: &Cli, cmd: &CertCmd, io: &mut Io<'_>) -> Outcome {
             other => Err(unexpected(other)),
         },
         CertCmd::Renew => {
-            let names = quickmeet::certs::local_names();
-            let c = quickmeet::certs::ensure(&target.data_dir, &names, true).map_err(core_failure)?;
+            let dir =
+                quickmeet::admin::offline::Offline::open(&target.data_dir).map_err(|e| target.offline_failure(e))?;
+            let c = dir.renew_cert(target.listen).map_err(core_failure)?;
             report(cli, io, &c.into(), Some("quickmeetd is not running; it uses this certificate when it starts"))
         }
         CertCmd::ExportCa { file } => {
@@ -115,10 +117,10 @@ pub fn run(cli: &Cli, cmd: &CertCmd, io: &mut Io<'_>) -> Outcome {
                 return write!(io.out, "{pem}").map_err(|e| Failure::error(e.to_string()));
             }
             std::fs::write(file, &pem).map_err(|e| Failure::error(format!("cannot write {file}: {e}")))?;
-            if !cli.json {
-                say(io.out, format!("wrote the CA certificate to {file}; install it on each device once"))?;
+            if cli.json {
+                return json(io.out, &serde_json::json!({ "file": file }));
             }
-            Ok(())
+            say(io.out, format!("wrote the CA certificate to {file}; install it on each device once"))
         }
         CertCmd::Import { cert, key } => {
             let (cert_pem, key_pem) = (read(cert)?, read(key)?);

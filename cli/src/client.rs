@@ -1,11 +1,13 @@
 //! Finding the daemon and speaking to it: which data dir and socket (from the flags, the
 //! daemon's config file, or the defaults quickmeetd itself uses), one request per
-//! connection, and daemon errors turned into exit codes and advice.
+//! connection, and daemon errors turned into exit codes and advice. Also whether the
+//! daemon runs at all, for the commands that work on the data dir when it is stopped.
 
 use crate::{exit, Cli, Failure};
 use quickmeet::admin::{AdminRequest, AdminResponse, Envelope, ErrorKind, MAX_RESPONSE_BYTES, PROTOCOL_VERSION};
 use quickmeet::config::Config;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,8 +20,18 @@ pub const SYSTEM_CONFIG: &str = "/etc/quickmeet/quickmeet.toml";
 pub struct Target {
     pub data_dir: PathBuf,
     pub socket: PathBuf,
+    /// The daemon's HTTPS address, which its certificate must name.
+    pub listen: SocketAddr,
     /// How to start the daemon, for messages.
     pub start_hint: String,
+}
+
+/// Whether the daemon answers on its admin socket.
+#[derive(Debug)]
+pub enum Daemon {
+    Answers,
+    /// Nothing answers; why, for messages.
+    Stopped(String),
 }
 
 impl Target {
@@ -31,8 +43,7 @@ impl Target {
             _ => None,
         };
         let config = match &config_file {
-            Some(f) => Config::load(f)
-                .map_err(|e| Failure::error(format!("{e}; check it with: quickmeet config check {}", f.display())))?,
+            Some(f) => load_config(f)?,
             None => Config::default(),
         };
         let data_dir = cli.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
@@ -46,7 +57,7 @@ impl Target {
         } else {
             format!("quickmeetd --data-dir {}", data_dir.display())
         };
-        Ok(Target { data_dir, socket, start_hint })
+        Ok(Target { data_dir, socket, listen: config.listen, start_hint })
     }
 
     /// Connects to the admin socket.
@@ -71,9 +82,38 @@ impl Target {
         })
     }
 
-    /// Whether a daemon answers on the socket.
-    pub fn daemon_answers(&self) -> bool {
-        UnixStream::connect(&self.socket).is_ok()
+    /// Whether a daemon answers on the socket; a socket we may not use is an error.
+    pub fn daemon(&self) -> Result<Daemon, Failure> {
+        match self.connect() {
+            Ok(_) => Ok(Daemon::Answers),
+            Err(f) if f.code == exit::UNREACHABLE => {
+                Ok(Daemon::Stopped(format!("no answer on {}", self.socket.display())))
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// The failure for an offline command on this data dir, with what to do next.
+    pub fn offline_failure(&self, e: quickmeet::Error) -> Failure {
+        let dir = self.data_dir.display();
+        match e {
+            quickmeet::Error::Conflict("daemon_running", _) => Failure::error(format!(
+                "quickmeetd is running (it holds {dir}/quickmeet.redb) but does not answer on {}; use the \
+                 online command, pointing to its admin socket with --socket PATH (admin-socket in its config)",
+                self.socket.display()
+            )),
+            quickmeet::Error::NotFound("database") => Failure::new(
+                exit::NOT_FOUND,
+                format!(
+                    "{dir} holds no Quick Meet database: is --data-dir right? (quickmeetd creates it when it \
+                     first starts)"
+                ),
+            ),
+            quickmeet::Error::NotFound(what) => {
+                Failure::new(exit::NOT_FOUND, format!("{what} not found in {dir} (usernames ignore case)"))
+            }
+            other => Failure::error(other.to_string()),
+        }
     }
 
     /// Sends `req` and returns the daemon's successful answer; errors become failures.
@@ -108,6 +148,19 @@ impl Target {
             ok => Ok((ok, reader)),
         }
     }
+}
+
+/// Reads the daemon's config file; a file we may not read says to use sudo.
+fn load_config(f: &Path) -> Result<Config, Failure> {
+    if let Err(e) = std::fs::File::open(f) {
+        let (code, hint) = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => (exit::DENIED, "run quickmeet with sudo, or pass --data-dir DIR"),
+            std::io::ErrorKind::NotFound => (exit::NOT_FOUND, "pass the daemon's config with --config FILE"),
+            _ => (exit::ERROR, "pass --data-dir DIR or --socket PATH instead"),
+        };
+        return Err(Failure::new(code, format!("cannot read {}: {e}; {hint}", f.display())));
+    }
+    Config::load(f).map_err(|e| Failure::error(format!("{e}; check it with: quickmeet config check {}", f.display())))
 }
 
 /// The exit code for a daemon error.

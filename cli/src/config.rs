@@ -14,7 +14,10 @@ pub enum ConfigCmd {
     /// file has problems. Works with the daemon stopped.
     ///
     /// Example: quickmeet config check /etc/quickmeet/quickmeet.toml
-    Check { file: Option<PathBuf> },
+    Check {
+        /// The file to check [default: --config, else /etc/quickmeet/quickmeet.toml]
+        file: Option<PathBuf>,
+    },
 }
 
 pub fn run(cli: &Cli, cmd: &ConfigCmd, io: &mut Io<'_>) -> Outcome {

@@ -12,6 +12,7 @@ pub enum GroupCmd {
     ///
     /// Example: quickmeet group create "Front desk" --admin alice --member bob --member carol
     Create {
+        /// The group's name, as people see it
         name: String,
         /// The group's admin (also a member)
         #[arg(long, value_name = "USERNAME")]
@@ -19,6 +20,7 @@ pub enum GroupCmd {
         /// A member to add (repeat for more)
         #[arg(long = "member", value_name = "USERNAME")]
         members: Vec<String>,
+        /// What the group is for
         #[arg(long)]
         description: Option<String>,
     },
@@ -36,15 +38,28 @@ pub enum GroupCmd {
     /// Add a member.
     ///
     /// Example: quickmeet group add-member "Front desk" dave
-    AddMember { group: String, username: String },
+    AddMember {
+        /// Group id, or its name when no other group has it
+        group: String,
+        /// The user to add
+        username: String,
+    },
     /// Remove a member (when it is the group admin, the longest-standing member takes over).
     ///
     /// Example: quickmeet group remove-member "Front desk" dave
-    RemoveMember { group: String, username: String },
+    RemoveMember {
+        /// Group id, or its name when no other group has it
+        group: String,
+        /// The member to remove
+        username: String,
+    },
     /// Delete a group.
     ///
     /// Example: quickmeet group delete "Front desk"
-    Delete { group: String },
+    Delete {
+        /// Group id, or its name when no other group has it
+        group: String,
+    },
 }
 
 fn show(cli: &Cli, io: &mut Io<'_>, g: &GroupView) -> Outcome {

@@ -2,7 +2,9 @@
 //!
 //! Talks to a running `quickmeetd` over its admin Unix socket (one JSON request per
 //! connection, see `quickmeet::admin`), and works directly on the data dir for what makes
-//! sense offline (restoring a backup, checking a config file, reading certificates). One
+//! sense offline (`status`, `user passwd`, `cert renew`, restoring a backup, checking a
+//! config file; see `quickmeet::admin::offline`), refusing offline writes while the daemon
+//! runs. One
 //! module per noun: [`status`], [`user`], [`group`], [`cert`], [`backup`], [`config`];
 //! [`client`] finds and speaks to the daemon, [`output`] prints tables or JSON.
 //!
@@ -30,7 +32,7 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     /// The command line was wrong.
     pub const USAGE: i32 = 2;
-    /// quickmeetd is not running or its socket cannot be reached.
+    /// quickmeetd is not running or its socket cannot be reached (`status` says which).
     pub const UNREACHABLE: i32 = 3;
     /// The admin socket refused us.
     pub const DENIED: i32 = 4;
@@ -67,8 +69,14 @@ pub struct Io<'a> {
 /// Administer a Quick Meet appliance (the quickmeetd daemon).
 ///
 /// Most commands talk to the running daemon over its admin socket, which only root, the
-/// daemon's user and members of its group may use. The daemon is found from --socket,
-/// else --data-dir (DIR/admin.sock), else /etc/quickmeet/quickmeet.toml, else ./data.
+/// daemon's user and group, and members of the config's admin-group may use. The daemon is
+/// found from --socket, else --data-dir (DIR/admin.sock), else --config FILE, else
+/// /etc/quickmeet/quickmeet.toml, else ./data.
+///
+/// With the daemon stopped, `status`, `user passwd`, `cert show|renew|export-ca` and
+/// `backup restore` work directly on the data dir; offline writes are refused while it runs.
+///
+/// Exit codes: 0 ok, 1 error, 2 usage, 3 daemon not running, 4 permission denied, 5 not found.
 ///
 /// Example: sudo quickmeet user add alice --role admin
 #[derive(Parser, Debug)]
@@ -95,9 +103,10 @@ pub enum Command {
     /// Show whether the daemon runs and what it is doing.
     ///
     /// Version, uptime, addresses, certificate expiry, people online, connections, calls
-    /// in progress, TURN relays and the size of the data dir.
+    /// in progress, TURN relays and the size of the data dir. When quickmeetd is stopped it
+    /// says so, shows what the data dir holds, and exits 3.
     ///
-    /// Example: quickmeet status
+    /// Example: quickmeet status || sudo systemctl start quickmeetd
     Status,
     /// Manage accounts.
     #[command(subcommand)]
@@ -117,7 +126,6 @@ pub enum Command {
     /// Print a shell completion script.
     ///
     /// Example: quickmeet completions bash > /usr/share/bash-completion/completions/quickmeet
-    #[command(hide = true)]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
@@ -125,7 +133,6 @@ pub enum Command {
     /// Write man pages for every command into DIR.
     ///
     /// Example: quickmeet man /usr/share/man/man1
-    #[command(hide = true)]
     Man {
         /// Folder to write quickmeet.1, quickmeet-user.1, … into
         dir: PathBuf,
@@ -179,12 +186,12 @@ fn dispatch(cli: &Cli, io: &mut Io<'_>) -> Outcome {
             clap_complete::generate(*shell, &mut Cli::command(), "quickmeet", io.out);
             Ok(())
         }
-        Command::Man { dir } => man_pages(dir, io),
+        Command::Man { dir } => man_pages(cli, dir, io),
     }
 }
 
 /// One man page per command and subcommand, named like `quickmeet-user-add.1`.
-fn man_pages(dir: &std::path::Path, io: &mut Io<'_>) -> Outcome {
+fn man_pages(cli: &Cli, dir: &std::path::Path, io: &mut Io<'_>) -> Outcome {
     fn write(cmd: clap::Command, name: String, dir: &std::path::Path, n: &mut usize) -> std::io::Result<()> {
         let cmd = cmd.name(name.clone());
         let mut page = Vec::new();
@@ -200,8 +207,10 @@ fn man_pages(dir: &std::path::Path, io: &mut Io<'_>) -> Outcome {
     std::fs::create_dir_all(dir)
         .and_then(|_| write(Cli::command().disable_help_subcommand(true), "quickmeet".into(), dir, &mut n))
         .map_err(|e| Failure::error(format!("cannot write man pages to {}: {e}", dir.display())))?;
-    let _ = writeln!(io.out, "wrote {n} man pages to {}", dir.display());
-    Ok(())
+    if cli.json {
+        return output::json(io.out, &serde_json::json!({ "dir": dir, "pages": n }));
+    }
+    output::say(io.out, format!("wrote {n} man pages to {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -248,6 +257,56 @@ mod tests {
     }
 
     #[test]
+    fn every_argument_is_explained_in_the_help() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments().filter(|a| !["help", "version"].contains(&a.get_id().as_str())) {
+                assert!(arg.get_help().is_some(), "{path} {} has no help text", arg.get_id());
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "quickmeet");
+    }
+
+    fn dir_arg(dir: &tempfile::TempDir) -> &str {
+        dir.path().to_str().unwrap()
+    }
+
+    #[test]
+    fn status_of_a_stopped_daemon_shows_the_data_dir_and_exits_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out, err) = run_capture(&["--data-dir", dir_arg(&dir), "status"]);
+        assert_eq!(code, exit::UNREACHABLE, "{err}");
+        assert!(out.contains("not running") && out.contains("none yet"), "{out}");
+        assert!(err.contains("quickmeetd is not running; start it with `quickmeetd --data-dir"), "{err}");
+        let (code, out, _) = run_capture(&["--json", "--data-dir", dir_arg(&dir), "status"]);
+        assert_eq!(code, exit::UNREACHABLE);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((v["running"].as_bool(), v["database"].as_str()), (Some(false), Some("absent")), "{v}");
+        assert!(v["adminSocket"].as_str().unwrap().ends_with("admin.sock"), "{v}");
+    }
+
+    #[test]
+    fn offline_writes_on_a_dir_without_a_database_say_to_check_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, _, err) = run_capture(&["--data-dir", dir_arg(&dir), "user", "passwd", "alice", "--password-stdin"]);
+        assert_eq!(code, exit::NOT_FOUND, "{err}");
+        assert!(err.contains("is --data-dir right?"), "{err}");
+        assert_eq!(run_capture(&["--data-dir", dir_arg(&dir), "cert", "renew"]).0, exit::NOT_FOUND);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created");
+    }
+
+    #[test]
+    fn an_unreadable_or_missing_config_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let (code, _, err) = run_capture(&["--config", missing.to_str().unwrap(), "user", "list"]);
+        assert_eq!(code, exit::NOT_FOUND, "{err}");
+        assert!(err.contains("--config FILE"), "{err}");
+    }
+
+    #[test]
     fn a_missing_daemon_exits_3_and_says_how_to_start_it() {
         let dir = tempfile::tempdir().unwrap();
         let (code, _, err) = run_capture(&["--data-dir", dir.path().to_str().unwrap(), "user", "list"]);
@@ -261,7 +320,9 @@ mod tests {
         assert_eq!(code, 0);
         assert!(out.contains("quickmeet") && out.contains("set-role"));
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(run_capture(&["man", dir.path().to_str().unwrap()]).0, 0);
+        let (code, out, _) = run_capture(&["--json", "man", dir.path().to_str().unwrap()]);
+        assert_eq!(code, 0);
+        assert!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["pages"].as_u64().unwrap() > 20, "{out}");
         for page in ["quickmeet.1", "quickmeet-user-add.1", "quickmeet-backup-restore.1"] {
             assert!(dir.path().join(page).exists(), "{page}");
         }

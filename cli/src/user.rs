@@ -1,6 +1,6 @@
 //! `quickmeet user …`: accounts.
 
-use crate::client::{unexpected, Target};
+use crate::client::{unexpected, Daemon, Target};
 use crate::output::{fields, json, say, table};
 use crate::{exit, Cli, Failure, Io, Outcome};
 use clap::{Subcommand, ValueEnum};
@@ -16,10 +16,12 @@ pub enum UserCmd {
     ///
     /// Example: quickmeet user add alice --display-name "Alice Liddell" --role admin
     Add {
+        /// Login name: 3–32 letters, digits, '_', '.' or '-'
         username: String,
         /// Name shown to others [default: the username]
         #[arg(long)]
         display_name: Option<String>,
+        /// What the account may do
         #[arg(long, value_enum, default_value = "user")]
         role: RoleArg,
         /// Read the password from standard input instead of prompting
@@ -33,11 +35,18 @@ pub enum UserCmd {
     /// Show one account.
     ///
     /// Example: quickmeet user show alice
-    Show { username: String },
+    Show {
+        /// The account's username (not case-sensitive)
+        username: String,
+    },
     /// Set a new password; the user's sessions end at once.
+    ///
+    /// Also works with quickmeetd stopped (e.g. to recover the only admin account): the
+    /// password is then set directly in the data dir and takes effect when it starts.
     ///
     /// Example: echo 'new secret pw' | quickmeet user passwd alice --password-stdin
     Passwd {
+        /// The account's username (not case-sensitive)
         username: String,
         /// Read the password from standard input instead of prompting
         #[arg(long)]
@@ -46,22 +55,33 @@ pub enum UserCmd {
     /// Disable an account: its sockets close and its tokens stop working at once.
     ///
     /// Example: quickmeet user disable mallory
-    Disable { username: String },
+    Disable {
+        /// The account's username (not case-sensitive)
+        username: String,
+    },
     /// Enable a disabled account again (the user logs in anew).
     ///
     /// Example: quickmeet user enable mallory
-    Enable { username: String },
+    Enable {
+        /// The account's username (not case-sensitive)
+        username: String,
+    },
     /// Delete an account; its messages stay, shown as from "deleted user".
     ///
     /// The username stays reserved so no one can take it over.
     ///
     /// Example: quickmeet user delete mallory
-    Delete { username: String },
+    Delete {
+        /// The account's username (not case-sensitive)
+        username: String,
+    },
     /// Make an account an administrator or a normal user.
     ///
     /// Example: quickmeet user set-role alice admin
     SetRole {
+        /// The account's username (not case-sensitive)
         username: String,
+        /// The new role
         #[arg(value_enum)]
         role: RoleArg,
     },
@@ -70,7 +90,9 @@ pub enum UserCmd {
 /// Roles as typed on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum RoleArg {
+    /// Chats and calls
     User,
+    /// Also administers the appliance
     Admin,
 }
 
@@ -100,7 +122,7 @@ pub fn read_password(io: &mut Io<'_>, from_stdin: bool, who: &str) -> Result<Str
     let first = rpassword::prompt_password(format!("New password for {who}: ")).map_err(no_tty)?;
     let again = rpassword::prompt_password("Repeat it: ").map_err(no_tty)?;
     if first != again {
-        return Err(Failure::error("the passwords differ; nothing was changed"));
+        return Err(Failure::error("the passwords differ; nothing was changed, run the command again"));
     }
     Ok(first)
 }
@@ -139,6 +161,26 @@ fn state(u: &UserView) -> &'static str {
     }
 }
 
+/// `user passwd` with the daemon stopped: straight into the data dir, whose database lock
+/// is taken before prompting (so a daemon that runs after all is noticed first).
+fn passwd_offline(cli: &Cli, io: &mut Io<'_>, target: &Target, username: &str, from_stdin: bool) -> Outcome {
+    let dir = quickmeet::admin::offline::Offline::open(&target.data_dir).map_err(|e| target.offline_failure(e))?;
+    let password = read_password(io, from_stdin, username)?;
+    let rec = dir.set_password(username, &password).map_err(|e| target.offline_failure(e))?;
+    let u = UserView::new(&rec, false);
+    if cli.json {
+        return json(io.out, &u);
+    }
+    say(
+        io.out,
+        format!(
+            "{} has a new password (set in {} while quickmeetd is stopped; old sessions are refused when it starts)",
+            u.username,
+            target.data_dir.display()
+        ),
+    )
+}
+
 pub fn run(cli: &Cli, cmd: &UserCmd, io: &mut Io<'_>) -> Outcome {
     let target = Target::resolve(cli)?;
     let req = match cmd {
@@ -151,7 +193,9 @@ pub fn run(cli: &Cli, cmd: &UserCmd, io: &mut Io<'_>) -> Outcome {
         UserCmd::List => AdminRequest::UserList,
         UserCmd::Show { username } => AdminRequest::UserShow { username: username.clone() },
         UserCmd::Passwd { username, password_stdin } => {
-            target.connect()?;
+            if let Daemon::Stopped(_) = target.daemon()? {
+                return passwd_offline(cli, io, &target, username, *password_stdin);
+            }
             let password = read_password(io, *password_stdin, username)?;
             AdminRequest::UserPasswd { username: username.clone(), password }
         }

@@ -10,11 +10,18 @@
 //! - [`http`]: one `router()` per domain, errors mapped once in `http::error`.
 //! - [`ws`]: the session loop and the [`ws::hub::Hub`] of connections and presence.
 //! - [`admin_socket`]: the peer-credential-checked Unix socket the `quickmeet` CLI uses.
+//! - [`lan`]: the plain-HTTP [`landing`] port (CA download, redirects) and [`mdns`]
+//!   discovery; [`systemd`]: READY/WATCHDOG/STOPPING notifications and journald logging.
 
 pub mod admin_socket;
 pub mod assets;
 pub mod http;
+pub mod lan;
+pub mod landing;
+pub mod limits;
+pub mod mdns;
 pub mod server;
+pub mod systemd;
 pub mod tls;
 pub mod turn;
 pub mod ws;
@@ -40,6 +47,8 @@ pub struct AppState {
     pub turn: Option<Arc<turn::TurnService>>,
     /// The admin socket, bound by [`build_state`] and served by [`serve_state`].
     pub admin_socket: Arc<std::sync::Mutex<Option<admin_socket::AdminSocket>>>,
+    /// Rate limits, connection caps and timeouts against abusive or slow clients.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -62,7 +71,7 @@ pub struct Prepared {
 pub fn prepare(config: Config, listen: SocketAddr) -> anyhow::Result<Prepared> {
     let data_dir = config.data_dir.clone();
     let core = Core::open(config).context("opening the data dir")?;
-    let names = certificate_names(listen);
+    let names = certificate_names(&core.config, listen);
     let cert = quickmeet::certs::ensure(&data_dir, &names, false).context("preparing the TLS certificate")?;
     let paths = quickmeet::certs::TlsPaths::new(&data_dir);
     let certs = tls::CertResolver::from_files(&paths.cert, &paths.key)?;
@@ -70,15 +79,15 @@ pub fn prepare(config: Config, listen: SocketAddr) -> anyhow::Result<Prepared> {
     Ok(Prepared { core, cert, ca_pem, certs })
 }
 
-/// The names the server certificate should cover: every local name and address, plus
-/// the listen address when it is a specific one.
-pub fn certificate_names(listen: SocketAddr) -> Vec<String> {
-    let mut names = quickmeet::certs::local_names();
-    if !listen.ip().is_unspecified() {
-        names.push(listen.ip().to_string());
+/// The names the server certificate should cover: every local name and address, the
+/// listen address when it is a specific one, and `<mdns-name>.local` when mDNS is on.
+pub fn certificate_names(config: &Config, listen: SocketAddr) -> Vec<String> {
+    let mut names = quickmeet::certs::names_for(listen);
+    if config.mdns_enabled {
+        names.push(format!("{}.local", config.mdns_name.to_ascii_lowercase()));
+        names.sort();
+        names.dedup();
     }
-    names.sort();
-    names.dedup();
     names
 }
 
@@ -91,9 +100,11 @@ pub async fn build_state(
     let core = prepared.core.clone();
     let hub = ws::hub::Hub::new(core.clone());
     let (ice, turn) = start_turn(&core, https).await?;
-    let admin = admin_socket::bind(&core.config.admin_socket_path())?;
+    let access = admin_socket::Access::current(core.config.admin_group.as_deref())?;
+    let admin = admin_socket::bind(&core.config.admin_socket_path(), access)?;
     let admin_socket = Arc::new(std::sync::Mutex::new(Some(admin)));
-    Ok(AppState { core, hub, shutdown, certs: prepared.certs.clone(), ice: Arc::new(ice), turn, admin_socket })
+    let limits = Arc::new(limits::Limits::new(&core.config));
+    Ok(AppState { core, hub, shutdown, certs: prepared.certs.clone(), ice: Arc::new(ice), turn, admin_socket, limits })
 }
 
 /// Serves `state` until its shutdown token is cancelled, then closes every connection,
@@ -104,7 +115,8 @@ pub async fn serve_state(state: AppState, listener: TcpListener) -> anyhow::Resu
     let https = listener.local_addr()?;
     let admin = state.admin_socket.lock().expect("admin socket slot").take();
     let admin = admin.map(|sock| tokio::spawn(admin_socket::serve(sock, state.clone(), https)));
-    server::serve(listener, acceptor, http::app(state), shutdown).await;
+    let limits = state.limits.clone();
+    server::serve(listener, acceptor, http::app(state), limits, shutdown).await;
     if let Some(task) = admin {
         let _ = task.await;
     }
@@ -116,13 +128,35 @@ pub async fn serve_state(state: AppState, listener: TcpListener) -> anyhow::Resu
     Ok(())
 }
 
-/// Serves until `shutdown` is cancelled.
-pub async fn run(prepared: Prepared, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Serves until `shutdown` is cancelled, telling `notifier` (systemd) READY once the
+/// HTTPS, TURN, admin and landing listeners are all bound, and STOPPING when it ends.
+pub async fn run(
+    prepared: Prepared,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    notifier: systemd::Notifier,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let cert = &prepared.cert;
     tracing::info!(%addr, fingerprint = %cert.fingerprint, ca_fingerprint = %cert.ca_fingerprint, "quickmeetd listening on https://{addr}/");
-    let state = build_state(&prepared, addr, shutdown).await?;
-    serve_state(state, listener).await
+    notifier.status("starting: TURN, admin socket and landing port");
+    let state = build_state(&prepared, addr, shutdown.clone()).await?;
+    let lan = lan::Lan::bind(&prepared, addr).await?;
+    let mut status = format!("serving https://{addr}/");
+    if let Some(http) = lan.http_addr {
+        status.push_str(&format!(", CA and install guide at http://{http}/install-ca"));
+        tracing::info!(%http, "devices can fetch the CA from http://{http}/install-ca");
+    }
+    if let Some(turn) = &state.turn {
+        status.push_str(&format!(", TURN on udp {}", turn.addr));
+    }
+    notifier.ready(&status);
+    let supervisor = tokio::spawn(notifier.supervise(shutdown.clone()));
+    let lan = tokio::spawn(lan.serve(shutdown));
+    let served = serve_state(state, listener).await;
+    let _ = lan.await;
+    let _ = supervisor.await;
+    served
 }
 
 /// Starts the embedded TURN server, or prepares credentials for an external one.
@@ -163,6 +197,8 @@ async fn start_turn(
 /// A daemon running in the background of this process.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the plain-HTTP landing port listens, when enabled.
+    pub http_addr: Option<SocketAddr>,
     /// The CA that signed the server certificate, for clients to trust.
     pub ca_pem: String,
     pub state: AppState,
@@ -178,8 +214,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let ca_pem = prepared.ca_pem.clone();
     let shutdown = CancellationToken::new();
     let state = build_state(&prepared, addr, shutdown.clone()).await?;
-    let task = tokio::spawn(serve_state(state.clone(), listener));
-    Ok(Running { addr, ca_pem, state, shutdown, task })
+    let lan = lan::Lan::bind(&prepared, addr).await?;
+    let http_addr = lan.http_addr;
+    let lan = tokio::spawn(lan.serve(shutdown.clone()));
+    let served = serve_state(state.clone(), listener);
+    let task = tokio::spawn(async move {
+        let r = served.await;
+        let _ = lan.await;
+        r
+    });
+    Ok(Running { addr, http_addr, ca_pem, state, shutdown, task })
 }
 
 impl Running {

@@ -24,17 +24,17 @@ struct Args {
     /// UDP address of the embedded TURN/STUN server [default: 0.0.0.0:3478]
     #[arg(long, value_name = "ADDR:PORT")]
     turn_listen: Option<SocketAddr>,
+    /// Address and port of the plain-HTTP landing port (CA download) [default: 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<SocketAddr>,
     /// TOML file with any of the settings (flags win over it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,quickmeet=info".into()),
-        )
-        .init();
+    quickmeet_daemon::systemd::init_logging();
+    let notifier = quickmeet_daemon::systemd::Notifier::from_env();
     let args = Args::parse();
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -45,6 +45,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(t) = args.turn_listen {
         config.turn_listen = t;
+    }
+    if let Some(h) = args.http_listen {
+        config.http_listen = h;
     }
     if let Some(d) = args.data_dir {
         config.data_dir = d;
@@ -60,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         tokio::spawn(signal_shutdown(shutdown.clone()));
         tokio::spawn(reload_on_hangup(prepared.certs.clone(), tls, shutdown.clone()));
-        quickmeet_daemon::run(prepared, listener, shutdown).await
+        quickmeet_daemon::run(prepared, listener, shutdown, notifier).await
     })
 }
 

@@ -22,7 +22,8 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_now(password: &str) -> Result<String> {
+/// Hashes on the calling thread, for offline administration where there is no runtime.
+pub(crate) fn hash_now(password: &str) -> Result<String> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| Error::Internal(e.to_string()))?;
     argon2()
         .hash_password(password.as_bytes(), &salt)

@@ -107,6 +107,20 @@ pub fn local_names() -> Vec<String> {
     names.into_iter().collect()
 }
 
+/// The names a server certificate for a daemon listening on `listen` should cover: every
+/// local name and address, plus the listen address when it is a specific one. The daemon
+/// and the offline `quickmeet cert renew` agree on this, so a certificate renewed offline
+/// is not re-issued again at the next start.
+pub fn names_for(listen: std::net::SocketAddr) -> Vec<String> {
+    let mut names = local_names();
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// SHA-256 of DER bytes as `AB:CD:…`.
 pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")

@@ -75,8 +75,14 @@ fn commit_batch(store: &Store, seq: &mut u64, batch: &mut Vec<Append>) {
             // Nothing of the batch is stored: every sender hears so and may retry.
             tracing::error!(error = %e, "message batch commit failed");
             *seq = start_seq;
+            // A full disk, and a handle that refuses writes after one, are worth saying.
             for a in batch.drain(..) {
-                let _ = a.reply.send(Err(Error::Unavailable("message could not be stored; retry".into())));
+                let err = match &e {
+                    Error::StorageFull => Error::StorageFull,
+                    Error::Unavailable(m) => Error::Unavailable(m.clone()),
+                    _ => Error::Unavailable("message could not be stored; retry".into()),
+                };
+                let _ = a.reply.send(Err(err));
             }
         }
     }

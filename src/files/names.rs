@@ -37,7 +37,8 @@ pub fn sanitize_original_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String =
         base.chars().filter(|c| !c.is_control() && !is_invisible_format(*c) && !"\"'`".contains(*c)).collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    // Dots and spaces may alternate (". .exe"): strip them together, not one after another.
+    let trimmed = cleaned.trim_start_matches(|c: char| c == '.' || c.is_whitespace()).trim_end();
     if trimmed.is_empty() {
         return FALLBACK_NAME.to_string();
     }
@@ -84,6 +85,16 @@ pub fn content_disposition(original_name: &str, inline: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_dots_and_spaces_in_any_mix_are_stripped() {
+        // Found by the upload_name fuzz target: ". .exe" came out as ".exe".
+        for raw in [". .exe", " . . .bashrc", "\u{202e}. \u{0}.exe", "..\t.. x.txt"] {
+            let name = sanitize_original_name(raw);
+            assert!(!name.starts_with('.') && !name.starts_with(' '), "{raw:?} -> {name:?}");
+        }
+        assert_eq!(sanitize_original_name(". .exe"), "exe");
+    }
 
     const ID: &str = "01934f6e-7c1a-7b2e-9a3d-5f2e8c1b4a70";
 

@@ -37,6 +37,27 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the database of an existing data dir without creating anything, to administer
+    /// a stopped daemon. A running daemon holds the database's lock for its whole life, so
+    /// this is refused (`Conflict("daemon_running")`) while one runs; a data dir without a
+    /// database is `NotFound("database")`.
+    pub fn open_existing(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join("quickmeet.redb");
+        if !path.is_file() {
+            return Err(Error::NotFound("database"));
+        }
+        let db = Database::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(
+                "daemon_running",
+                format!("quickmeetd is running (it holds {}); use the online command", path.display()),
+            ),
+            other => Error::from(other),
+        })?;
+        let store = Store { db: Arc::new(db), data_dir: data_dir.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
     /// The raw database, for the domain modules' tables.
     pub fn db(&self) -> &Database {
         &self.db
@@ -135,6 +156,19 @@ mod tests {
         let _s = Store::open(dir.path()).unwrap();
         let e = Store::open(dir.path()).err().unwrap();
         assert!(e.to_string().contains("already in use"), "{e}");
+    }
+
+    #[test]
+    fn opening_an_existing_store_creates_nothing_and_is_refused_while_it_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Store::open_existing(dir.path()).err().unwrap().code(), "not_found");
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+        let held = Store::open(dir.path()).unwrap();
+        let e = Store::open_existing(dir.path()).err().unwrap();
+        assert_eq!(e.code(), "daemon_running");
+        assert!(e.to_string().contains("use the online command"), "{e}");
+        drop(held);
+        assert_eq!(Store::open_existing(dir.path()).unwrap().schema_version().unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

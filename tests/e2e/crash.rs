@@ -23,7 +23,15 @@ struct Proc {
 async fn spawn(dir: &std::path::Path) -> Proc {
     let port = free_port();
     let mut child = Command::new(daemon_binary())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--turn-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

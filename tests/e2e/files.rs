@@ -144,7 +144,7 @@ async fn a_png_and_a_pdf_round_trip_byte_for_byte_with_safe_headers() {
         "inline; filename=\"holiday photo.png\"; filename*=UTF-8''holiday%20photo.png"
     );
     assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    assert_eq!(h[header::CONTENT_SECURITY_POLICY], "default-src 'none'; sandbox");
+    assert_eq!(h[header::CONTENT_SECURITY_POLICY], "default-src 'none'; sandbox; frame-ancestors 'none'");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), image.as_slice());
 
     // Several at once: a PDF (downloaded as an attachment), a text file with a
@@ -251,7 +251,15 @@ impl DaemonProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = KillOnDrop(
             std::process::Command::new(crate::util::daemon_binary())
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--turn-listen", "127.0.0.1:0", "--data-dir"])
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--turn-listen",
+                    "127.0.0.1:0",
+                    "--http-listen",
+                    "127.0.0.1:0",
+                    "--data-dir",
+                ])
                 .arg(dir)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

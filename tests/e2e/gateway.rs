@@ -72,7 +72,12 @@ async fn logout_closes_the_sockets_opened_with_that_token() {
 async fn a_slow_consumer_is_closed_and_never_stalls_the_others() {
     use futures_util::StreamExt;
     use std::time::Duration;
-    let d = TestDaemon::start_with(|c| c.ws_outbound_queue = 16).await;
+    // The flood is deliberate: the per-connection chat rate limit is raised out of its way.
+    let d = TestDaemon::start_with(|c| {
+        c.ws_outbound_queue = 16;
+        c.rate_ws_messages_per_minute = 1_000_000;
+    })
+    .await;
     let (ta, _) = d.user("alice").await;
     let (tb, b) = d.user("bob").await;
     let (tc, c) = d.user("carol").await;

@@ -5,10 +5,15 @@
 
 mod accounts;
 mod admin;
+mod authz;
 mod calls;
 mod chat;
 mod crash;
+mod drills;
 mod files;
 mod gateway;
+mod hardening;
+mod landing;
+mod limits;
 mod rtc;
 mod util;

@@ -57,9 +57,12 @@ impl TestDaemon {
         TestDaemon { addr: running.addr, http: http_client(&tls), tls, running: Some(running), dir }
     }
 
-    /// Stops the daemon and starts a new one on the same data dir (new port).
+    /// Stops the daemon (unless a test already did) and starts a new one on the same data
+    /// dir (new port).
     pub async fn restart(&mut self) {
-        self.running.take().unwrap().stop().await.unwrap();
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
+        }
         let config = test_config(self.dir.path());
         let running = quickmeet_daemon::start(config).await.unwrap();
         self.tls = client_tls(&running.ca_pem);
@@ -232,11 +235,14 @@ pub fn daemon_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quickmeetd"))
 }
 
-/// A configuration on loopback ports chosen by the OS, TURN included.
+/// A configuration on loopback ports chosen by the OS, TURN and the landing port
+/// included; no mDNS, so no test announces itself on the LAN.
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         turn_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        mdns_enabled: false,
         data_dir: dir.to_path_buf(),
         ..Config::default()
     }

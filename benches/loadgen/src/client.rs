@@ -3,25 +3,28 @@
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A daemon started for one measurement, with its own data dir.
 pub struct Daemon {
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    pub data_dir: PathBuf,
     pub port: u16,
-    tls: Arc<rustls::ClientConfig>,
-    http: reqwest::Client,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub http: reqwest::Client,
+    /// Time from spawn to the first successful `/api/health`.
+    pub started_in: Duration,
 }
 
-fn tls_config(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub fn tls_config(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -35,63 +38,118 @@ fn tls_config(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     ))
 }
 
+/// Settings the load generator needs from the daemon: everything on loopback, and the
+/// abuse limits out of the way (the load is deliberate and bounded).
+fn bench_config(dir: &Path, port: u16) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\nturn-listen = \"127.0.0.1:0\"\nhttp-enabled = false\nmdns-enabled = false\ndata-dir = \"{}\"\nws-outbound-queue = 4096\n{}",
+        dir.display(),
+        crate::limits::RELAXED
+    )
+}
+
 impl Daemon {
-    /// Starts `binary` on a free loopback port and waits for `/api/health`.
+    /// Starts `binary` with a fresh data dir under target/loadgen (a real disk).
     pub async fn spawn(binary: &Path) -> anyhow::Result<Daemon> {
-        // The data dir lives under target/ (a real disk), not in a tmpfs.
         std::fs::create_dir_all("target/loadgen")?;
         let dir = tempfile::tempdir_in("target/loadgen")?;
+        let path = dir.path().to_path_buf();
+        let mut d = Daemon::spawn_on(binary, &path).await?;
+        d._dir = Some(dir);
+        Ok(d)
+    }
+
+    /// Starts `binary` on an existing data dir and waits for `/api/health`.
+    pub async fn spawn_on(binary: &Path, data_dir: &Path) -> anyhow::Result<Daemon> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        std::fs::create_dir_all(data_dir)?;
+        let cfg = data_dir.join("loadgen.toml");
+        std::fs::write(&cfg, bench_config(data_dir, port))?;
+        let start = Instant::now();
         let mut child = Command::new(binary)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--turn-listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
+            .arg("--config")
+            .arg(&cfg)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .context("spawning quickmeetd")?;
-        for _ in 0..300 {
-            if let Ok(ca) = std::fs::read_to_string(dir.path().join("tls/ca.pem")) {
-                let tls = tls_config(&ca)?;
-                let http = reqwest::Client::builder().use_preconfigured_tls((*tls).clone()).build()?;
-                if http.get(format!("https://127.0.0.1:{port}/api/health")).send().await.is_ok() {
-                    return Ok(Daemon { child, _dir: dir, port, tls, http });
+        let ca_path = data_dir.join("tls/ca.pem");
+        let mut client: Option<(Arc<rustls::ClientConfig>, reqwest::Client)> = None;
+        while start.elapsed() < Duration::from_secs(60) {
+            if client.is_none() {
+                if let Ok(ca) = std::fs::read_to_string(&ca_path) {
+                    let tls = tls_config(&ca)?;
+                    let http = reqwest::Client::builder().use_preconfigured_tls((*tls).clone()).build()?;
+                    client = Some((tls, http));
                 }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some((tls, http)) = &client {
+                if http.get(format!("https://127.0.0.1:{port}/api/health")).send().await.is_ok() {
+                    let started_in = start.elapsed();
+                    let (tls, http) = (tls.clone(), http.clone());
+                    return Ok(Daemon {
+                        child,
+                        _dir: None,
+                        data_dir: data_dir.to_path_buf(),
+                        port,
+                        tls,
+                        http,
+                        started_in,
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let _ = child.kill();
         let _ = child.wait();
         bail!("quickmeetd did not answer /api/health")
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
     /// Creates an account; returns (token, user id).
     pub async fn signup(&self, name: &str) -> anyhow::Result<(String, String)> {
+        self.auth("signup", name).await
+    }
+
+    async fn auth(&self, what: &str, name: &str) -> anyhow::Result<(String, String)> {
         let v: Value = self
             .http
-            .post(format!("https://127.0.0.1:{}/api/auth/signup", self.port))
+            .post(self.url(&format!("/api/auth/{what}")))
             .json(&json!({"username": name, "password": "loadgen-password"}))
             .send()
             .await?
             .json()
             .await?;
-        let token = v["token"].as_str().context("signup failed")?.to_string();
+        let token = v["token"].as_str().with_context(|| format!("{what} failed: {v}"))?.to_string();
         Ok((token, v["user"]["id"].as_str().unwrap_or_default().to_string()))
     }
 
-    /// An authenticated WebSocket, past `ready`.
+    /// An authenticated WebSocket with small client buffers, past `users:online-list`.
     pub async fn ws(&self, token: &str) -> anyhow::Result<Ws> {
-        let url = format!("wss://127.0.0.1:{}/ws", self.port);
-        let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
-        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector)).await?;
-        ws.send(Message::Text(json!({"type": "auth", "data": {"token": token}}).to_string().into())).await?;
-        loop {
-            if let Some(Message::Text(t)) = ws.next().await.transpose()? {
-                if t.contains("users:online-list") {
-                    return Ok(ws);
-                }
-            }
-        }
+        ws_to(self.port, self.tls.clone(), token).await
+    }
+
+    /// The daemon's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status(self.pid(), "VmRSS:")
+    }
+
+    /// CPU time the daemon used so far (user + system), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 =
+            f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ticks as f64 / 100.0
     }
 
     pub fn stop(mut self) {
@@ -100,32 +158,66 @@ impl Daemon {
     }
 }
 
-/// Sends `count` messages to `to`, keeping `window` unacknowledged at most; returns the
-/// ack latency of each.
-pub async fn send_closed_loop(mut ws: Ws, to: String, count: usize, window: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
-    let mut latencies = Vec::with_capacity(count);
-    let mut next = 0usize;
-    while latencies.len() < count {
-        while next < count && sent_at.len() < window {
-            let r = next as u64 + 1;
-            let frame = json!({"type": "message:send", "ref": r, "data": {"to": to, "content": format!("load message {next}"), "clientId": format!("lg-{next}")}});
-            sent_at.insert(r, Instant::now());
-            ws.send(Message::Text(frame.to_string().into())).await?;
-            next += 1;
-        }
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("ack timeout")?;
-        if let Some(Message::Text(t)) = msg.transpose()? {
-            let v: Value = serde_json::from_str(&t)?;
-            if v["type"] == "ack" {
-                if v.get("error").is_some() {
-                    bail!("send refused: {v}");
-                }
-                if let Some(at) = v["ref"].as_u64().and_then(|r| sent_at.remove(&r)) {
-                    latencies.push(at.elapsed());
-                }
-            }
+/// An authenticated WebSocket to the daemon on `port`.
+pub async fn ws_to(port: u16, tls: Arc<rustls::ClientConfig>, token: &str) -> anyhow::Result<Ws> {
+    let url = format!("wss://127.0.0.1:{port}/ws");
+    let connector = tokio_tungstenite::Connector::Rustls(tls);
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector)).await?;
+    ws.send(Message::Text(json!({"type": "auth", "data": {"token": token}}).to_string().into())).await?;
+    loop {
+        match ws.next().await.transpose()? {
+            Some(Message::Text(t)) if t.contains("users:online-list") => return Ok(ws),
+            Some(Message::Close(c)) => bail!("closed during auth: {c:?}"),
+            None => bail!("closed during auth"),
+            _ => {}
         }
     }
-    Ok(latencies)
+}
+
+/// A `kB` field of /proc/<pid>/status.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raises this process's open-files limit to its hard limit.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc_rlimit();
+    lim.0 = lim.1;
+    let _ = set_rlimit(lim);
+    libc_rlimit().0
+}
+
+fn libc_rlimit() -> (u64, u64) {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024))
+}
+
+fn set_rlimit(l: (u64, u64)) -> nix::Result<()> {
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, l.0, l.1)
+}
+
+/// Reads frames until one satisfies `want`, with a timeout.
+pub async fn wait_for(ws: &mut Ws, within: Duration, mut want: impl FnMut(&Value) -> bool) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.context("timed out")?;
+        match msg.transpose()? {
+            Some(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t)?;
+                if want(&v) {
+                    return Ok(v);
+                }
+            }
+            Some(Message::Close(c)) => bail!("closed: {c:?}"),
+            None => bail!("closed"),
+            _ => {}
+        }
+    }
 }

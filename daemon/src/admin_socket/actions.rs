@@ -167,8 +167,10 @@ fn group(st: &AppState, g: &Group) -> GroupView {
 async fn status(ctx: &Ctx) -> Result<StatusReport> {
     let st = &ctx.state;
     let dir = data_dir(st).to_path_buf();
-    let (size, cert) =
-        tokio::task::spawn_blocking(move || (dir_size(&dir), quickmeet::certs::current(&dir).ok())).await?;
+    let (size, cert) = tokio::task::spawn_blocking(move || {
+        (quickmeet::admin::offline::dir_size(&dir), quickmeet::certs::current(&dir).ok())
+    })
+    .await?;
     let (one, groups, people) = st.core.calls.counts();
     Ok(StatusReport {
         version: quickmeet::VERSION.to_string(),
@@ -190,19 +192,6 @@ async fn status(ctx: &Ctx) -> Result<StatusReport> {
     })
 }
 
-/// Bytes of every regular file under `dir`.
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
 fn internal(e: anyhow::Error) -> Error {
     Error::Internal(format!("{e:#}"))
 }
@@ -211,7 +200,7 @@ fn internal(e: anyhow::Error) -> Error {
 /// it at once, open connections keep theirs.
 async fn renew(ctx: &Ctx) -> Result<CertReport> {
     let dir = data_dir(&ctx.state).to_path_buf();
-    let names = crate::certificate_names(ctx.https);
+    let names = crate::certificate_names(&ctx.state.core.config, ctx.https);
     let info = tokio::task::spawn_blocking(move || quickmeet::certs::ensure(&dir, &names, true)).await??;
     reload(&ctx.state)?;
     tracing::info!(fingerprint = %info.fingerprint, "server certificate renewed by the administrator");

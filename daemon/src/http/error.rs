@@ -41,6 +41,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

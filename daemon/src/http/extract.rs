@@ -7,6 +7,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use quickmeet::accounts::UserRecord;
 use quickmeet::auth::Claims;
 use quickmeet::Error;
@@ -87,12 +88,16 @@ pub fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
         .next()
 }
 
+/// Authenticating also counts the request against the user's API (or upload) rate limit,
+/// so a refusal is either the error shape or a 429 with `Retry-After`.
 impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = token_of(parts).ok_or_else(|| ApiError(Error::Unauthenticated("log in first".into())))?;
-        let (claims, user) = state.core.accounts.authenticate(&token)?;
+        let token =
+            token_of(parts).ok_or_else(|| ApiError(Error::Unauthenticated("log in first".into())).into_response())?;
+        let (claims, user) = state.core.accounts.authenticate(&token).map_err(|e| ApiError(e).into_response())?;
+        state.limits.check_user(&user.id, parts.uri.path()).map_err(crate::limits::too_many)?;
         Ok(AuthUser { claims, user })
     }
 }

@@ -28,7 +28,7 @@ use tokio_util::io::ReaderStream;
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// Content-Security-Policy of file responses: nothing runs, even if a browser renders it.
-pub const FILE_CSP: &str = "default-src 'none'; sandbox";
+pub const FILE_CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";
 
 /// Routes of this module, with the body limits that uploads need.
 pub fn router(config: &Config) -> Router<AppState> {

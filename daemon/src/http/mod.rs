@@ -80,7 +80,9 @@ media-src 'self' blob:; connect-src 'self' wss:; object-src 'none'; base-uri 'no
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .merge(auth::router())
+        .merge(
+            auth::router().route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::auth_guard)),
+        )
         .merge(users::router())
         .merge(messages::router())
         .merge(groups::router())

@@ -2,6 +2,7 @@
 //! direction. Frames are `{"type", "data", "ref"?}`; replies to a `ref` are acks, built by
 //! [`ack_ok`] and [`ack_err`].
 
+use crate::limits::WsTier;
 use quickmeet::accounts::User;
 use quickmeet::calls::{CallType, MediaState};
 use quickmeet::chat::{Kind, Message};
@@ -247,6 +248,48 @@ impl ServerEvent {
     }
 }
 
+impl ClientEvent {
+    /// The rate-limit tier the event counts against.
+    pub fn tier(&self) -> WsTier {
+        match self {
+            ClientEvent::TypingStart(_) | ClientEvent::TypingStop(_) => WsTier::Typing,
+            ClientEvent::Auth(_)
+            | ClientEvent::MessageSend(_)
+            | ClientEvent::MessageGroupSend(_)
+            | ClientEvent::MessageRead(_)
+            | ClientEvent::Sync(_) => WsTier::Messages,
+            ClientEvent::CallOffer(_)
+            | ClientEvent::CallAnswer(_)
+            | ClientEvent::CallCandidate(_)
+            | ClientEvent::CallReject(_)
+            | ClientEvent::CallEnd(_)
+            | ClientEvent::GroupCallJoin(_)
+            | ClientEvent::GroupCallLeave(_)
+            | ClientEvent::GroupCallOffer(_)
+            | ClientEvent::GroupCallAnswer(_)
+            | ClientEvent::GroupCallCandidate(_)
+            | ClientEvent::MediaState(_) => WsTier::Signaling,
+        }
+    }
+}
+
+/// A frame that could not be decoded: the `ref` it carried, if any could be read, and the
+/// `invalid_frame` error to answer with.
+#[derive(Debug)]
+pub struct BadFrame {
+    pub reference: Option<u64>,
+    pub error: quickmeet::Error,
+}
+
+/// Decodes one client text frame. Never panics, whatever the input (fuzzed in `fuzz/`).
+pub fn decode(text: &str) -> Result<Incoming, BadFrame> {
+    serde_json::from_str::<Incoming>(text).map_err(|e| {
+        let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
+        let detail = if e.to_string().contains("unknown variant") { "unknown event type" } else { "malformed frame" };
+        BadFrame { reference, error: quickmeet::Error::Invalid("invalid_frame", format!("{detail}: {e}")) }
+    })
+}
+
 /// `{"type":"ack","ref":n,"data":…}`.
 pub fn ack_ok(reference: u64, data: serde_json::Value) -> String {
     serde_json::json!({"type": "ack", "ref": reference, "data": data}).to_string()
@@ -273,6 +316,14 @@ mod tests {
     fn unknown_types_and_fields_are_refused() {
         assert!(serde_json::from_str::<Incoming>(r#"{"type":"nope","data":{}}"#).is_err());
         assert!(serde_json::from_str::<Incoming>(r#"{"type":"sync","data":{"since":"a","x":1}}"#).is_err());
+    }
+
+    #[test]
+    fn decode_keeps_the_ref_of_a_bad_frame_and_names_unknown_types() {
+        let bad = decode(r#"{"type":"nope","data":{},"ref":3}"#).unwrap_err();
+        assert_eq!(bad.reference, Some(3));
+        assert!(bad.error.to_string().contains("unknown event type"), "{}", bad.error);
+        assert_eq!(decode(r#"{"type":"typing:start","data":{"to":"u"}}"#).unwrap().event.tier(), WsTier::Typing);
     }
 
     #[test]

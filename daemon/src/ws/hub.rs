@@ -140,6 +140,11 @@ impl Hub {
         v
     }
 
+    /// Number of open connections of `user`.
+    pub fn connections_of(&self, user: &UserId) -> usize {
+        self.users.read().expect("hub lock").get(user).map_or(0, Vec::len)
+    }
+
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.users.read().expect("hub lock").values().map(Vec::len).sum()

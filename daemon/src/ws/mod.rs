@@ -9,18 +9,20 @@ pub mod events;
 pub mod hub;
 
 use crate::http::extract::cookie_token;
+use crate::limits::{retry_secs, Verdict, WsBuckets, WsTier};
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use events::{ack_err, ack_ok, ClientEvent, Incoming, RefOnly, ServerEvent, Typing};
+use events::{ack_err, ack_ok, ClientEvent, Incoming, ServerEvent, Typing};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hub::Conn;
 use quickmeet::accounts::UserRecord;
 use quickmeet::auth::Claims;
 use quickmeet::chat::{SendRequest, Target};
 use quickmeet::Error;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -32,6 +34,8 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// Sends of one connection waiting for their commit at once; more waits for these.
 const IN_FLIGHT: usize = 256;
+/// Close code for a connection dropped by the abuse limits (policy violation).
+const CLOSE_POLICY: u16 = 1008;
 
 /// Upgrades to a WebSocket with small buffers: a 4 KiB read buffer and no write buffer
 /// keep an idle connection at a few KiB instead of tungstenite's ~134 KiB default.
@@ -98,6 +102,13 @@ where
         let _ = sink.send(close_frame(4401, "unauthorized")).await;
         return;
     };
+    if state.hub.connections_of(&user.id) >= state.limits.max_ws_per_user {
+        let too_many = error_event("rate_limited", "too many open connections for this account; close one first");
+        let _ = sink.send(Message::Text(too_many)).await;
+        let _ = sink.send(close_frame(CLOSE_POLICY, "too many connections")).await;
+        return;
+    }
+    let mut buckets = WsBuckets::new(state.limits.ws);
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(state.core.config.ws_outbound_queue);
     let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
     let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
@@ -141,11 +152,21 @@ where
                 }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
-                    handle(&state, &conn, &in_flight, &text).await;
+                    if handle(&state, &conn, &in_flight, &mut buckets, &text).await.is_break() {
+                        drop_flooder(&mut sink, &mut stream).await;
+                        break;
+                    }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_heard = Instant::now();
-                    conn.send(error_event("invalid_frame", "frames must be JSON text"));
+                    match gate(&conn, &mut buckets, WsTier::Messages, None) {
+                        Gate::Pass => conn.send(error_event("invalid_frame", "frames must be JSON text")),
+                        Gate::Refused => {}
+                        Gate::Drop => {
+                            drop_flooder(&mut sink, &mut stream).await;
+                            break;
+                        }
+                    }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
             },
@@ -162,6 +183,25 @@ where
     }
     state.hub.unregister(&conn);
     calls::disconnected(&state, &conn);
+}
+
+/// Closes a connection dropped by the rate limits with 1008, then reads (and discards)
+/// what it still sends for up to a second: closing a TCP socket with unread data resets
+/// it, and the client would lose the close frame that tells it why.
+async fn drop_flooder<W, R>(sink: &mut W, stream: &mut R)
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let _ = sink.send(close_frame(CLOSE_POLICY, "rate limited")).await;
+    let drain = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 fn error_event(code: &str, message: &str) -> Utf8Bytes {
@@ -183,17 +223,69 @@ fn reply_ok(conn: &Conn, reference: Option<u64>, data: serde_json::Value) {
     }
 }
 
-async fn handle(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>, text: &str) {
-    let frame = match serde_json::from_str::<Incoming>(text) {
+/// What the rate limits make of a frame.
+#[derive(PartialEq, Eq)]
+enum Gate {
+    Pass,
+    /// Refused with a `rate_limited` reply; the frame is not handled.
+    Refused,
+    /// Far over budget: the connection is dropped.
+    Drop,
+}
+
+/// Counts a frame against its tier, replying `rate_limited` when it is refused.
+fn gate(conn: &Conn, buckets: &mut WsBuckets, tier: WsTier, reference: Option<u64>) -> Gate {
+    match buckets.take(tier) {
+        Verdict::Allowed => Gate::Pass,
+        Verdict::Limited { abusive: true, .. } => {
+            tracing::info!(user = %conn.user, ?tier, "dropping a connection far over its rate limit");
+            Gate::Drop
+        }
+        Verdict::Limited { retry_after, .. } => {
+            let what = match tier {
+                WsTier::Messages => "chat",
+                WsTier::Typing => "typing",
+                WsTier::Signaling => "signaling",
+            };
+            let msg = format!("too many {what} frames; try again in {} s", retry_secs(retry_after));
+            match reference {
+                Some(r) => conn.send(ack_err(r, "rate_limited", &msg).into()),
+                None => conn.send(error_event("rate_limited", &msg)),
+            }
+            Gate::Refused
+        }
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    conn: &Conn,
+    in_flight: &Arc<Semaphore>,
+    buckets: &mut WsBuckets,
+    text: &str,
+) -> ControlFlow<()> {
+    let decoded = events::decode(text);
+    let (tier, reference) = match &decoded {
+        Ok(f) => (f.event.tier(), f.reference),
+        Err(bad) => (WsTier::Messages, bad.reference),
+    };
+    match gate(conn, buckets, tier, reference) {
+        Gate::Pass => {}
+        Gate::Refused => return ControlFlow::Continue(()),
+        Gate::Drop => return ControlFlow::Break(()),
+    }
+    let frame = match decoded {
         Ok(f) => f,
-        Err(e) => {
-            let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
-            let detail =
-                if e.to_string().contains("unknown variant") { "unknown event type" } else { "malformed frame" };
-            reply_err(conn, reference, &Error::Invalid("invalid_frame", format!("{detail}: {e}")));
-            return;
+        Err(bad) => {
+            reply_err(conn, bad.reference, &bad.error);
+            return ControlFlow::Continue(());
         }
     };
+    handle_frame(state, conn, in_flight, frame).await;
+    ControlFlow::Continue(())
+}
+
+async fn handle_frame(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>, frame: Incoming) {
     let reference = frame.reference;
     let me = &conn.user;
     let result: Result<Option<serde_json::Value>, Error> = match frame.event {

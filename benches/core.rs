@@ -1,0 +1,91 @@
+//! Benchmarks of the core's hot paths: token verification (every request and socket),
+//! durable message appends through the group-commit writer, and history page reads.
+//! Run with `cargo bench -p quickmeet`; divan prints the figures.
+
+use quickmeet::chat::{SendRequest, Target};
+use quickmeet::config::Config;
+use quickmeet::Core;
+
+fn main() {
+    divan::main();
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    core: Core,
+    rt: tokio::runtime::Runtime,
+    token: String,
+    a: quickmeet::ids::UserId,
+    b: quickmeet::ids::UserId,
+}
+
+fn fixture(history: usize) -> Fixture {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::open(Config { data_dir: dir.path().to_path_buf(), ..Config::default() }).unwrap();
+    let (token, a, b) = rt.block_on(async {
+        let (token, a) = core.accounts.signup("alice", "password1", None).await.unwrap();
+        let (_, b) = core.accounts.signup("bob", "password1", None).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..history {
+            let (core, a, b) = (core.clone(), a.id.clone(), b.id.clone());
+            tasks.push(tokio::spawn(async move {
+                core.chat
+                    .send(&a, Target::User(b), SendRequest { content: format!("m{i}"), ..Default::default() })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        (token, a.id, b.id)
+    });
+    Fixture { _dir: dir, core, rt, token, a, b }
+}
+
+#[divan::bench]
+fn token_verify(bencher: divan::Bencher) {
+    let f = fixture(0);
+    bencher.bench(|| f.core.accounts.authenticate(divan::black_box(&f.token)).unwrap());
+}
+
+/// One durable append at a time: bound by one fsync per message.
+#[divan::bench(sample_count = 20, sample_size = 5)]
+fn append_one_at_a_time(bencher: divan::Bencher) {
+    let f = fixture(0);
+    bencher.bench(|| {
+        f.rt.block_on(f.core.chat.send(
+            &f.a,
+            Target::User(f.b.clone()),
+            SendRequest { content: "x".into(), ..Default::default() },
+        ))
+        .unwrap()
+    });
+}
+
+/// 256 appends in flight together: the writer commits them in shared transactions.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn append_256_concurrent(bencher: divan::Bencher) {
+    let f = fixture(0);
+    bencher.counter(divan::counter::ItemsCount::new(256usize)).bench(|| {
+        f.rt.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..256 {
+                let (core, a, b) = (f.core.clone(), f.a.clone(), f.b.clone());
+                tasks.push(tokio::spawn(async move {
+                    core.chat.send(&a, Target::User(b), SendRequest { content: "x".into(), ..Default::default() }).await
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        })
+    });
+}
+
+/// The newest page of 50 from a conversation of 10,000 messages.
+#[divan::bench]
+fn history_page_of_50(bencher: divan::Bencher) {
+    let f = fixture(10_000);
+    bencher.bench(|| f.rt.block_on(f.core.chat.history(&f.b, &Target::User(f.a.clone()), None, 50)).unwrap());
+}

@@ -1,0 +1,119 @@
+//! Durable 1-to-1 chat: P pairs, each sender to its own partner, closed loop with a
+//! window. Measures acked messages/s, ack latency, and send→receive latency at the
+//! partner's socket.
+
+use crate::client::{Daemon, Ws};
+use crate::stats::Samples;
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct ChatResult {
+    pub count: usize,
+    pub elapsed: Duration,
+    pub ack: Samples,
+    pub deliver: Samples,
+}
+
+impl ChatResult {
+    pub fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Signs up `pairs` sender/receiver pairs and connects them.
+pub async fn connect_pairs(d: &Daemon, pairs: usize, tag: &str) -> anyhow::Result<Vec<(Ws, Ws, String)>> {
+    let mut out = Vec::new();
+    for i in 0..pairs {
+        let (ta, _) = d.signup(&format!("{tag}s{i}")).await?;
+        let (tb, b) = d.signup(&format!("{tag}r{i}")).await?;
+        out.push((d.ws(&ta).await?, d.ws(&tb).await?, b));
+    }
+    Ok(out)
+}
+
+/// Runs the chat load over connected pairs.
+pub async fn run(pairs: Vec<(Ws, Ws, String)>, per_sender: usize, window: usize) -> anyhow::Result<ChatResult> {
+    let epoch = Instant::now();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (sender, receiver, to) in pairs {
+        tasks.push(tokio::spawn(send_closed_loop(sender, to, per_sender, window, epoch)));
+        tasks.push(tokio::spawn(receive(receiver, per_sender, epoch)));
+    }
+    let mut ack = Samples::default();
+    let mut deliver = Samples::default();
+    let mut count = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let s = t.await??;
+        if i % 2 == 0 {
+            count += s.len();
+            ack.extend(s);
+        } else {
+            deliver.extend(s);
+        }
+    }
+    Ok(ChatResult { count, elapsed: start.elapsed(), ack, deliver })
+}
+
+/// Sends `count` messages to `to`, keeping `window` unacknowledged at most; returns the
+/// ack latency of each. The content carries the send time for the receiver.
+pub async fn send_closed_loop(
+    mut ws: Ws,
+    to: String,
+    count: usize,
+    window: usize,
+    epoch: Instant,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+    let mut latencies = Vec::with_capacity(count);
+    let mut next = 0usize;
+    while latencies.len() < count {
+        while next < count && sent_at.len() < window {
+            let r = next as u64 + 1;
+            let micros = epoch.elapsed().as_micros();
+            let frame = json!({"type": "message:send", "ref": r, "data": {"to": to, "content": format!("t{micros}"), "clientId": format!("lg-{next}")}});
+            sent_at.insert(r, Instant::now());
+            ws.send(Message::Text(frame.to_string().into())).await?;
+            next += 1;
+        }
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("ack timeout")?;
+        if let Some(Message::Text(t)) = msg.transpose()? {
+            let v: Value = serde_json::from_str(&t)?;
+            if v["type"] == "ack" {
+                if v.get("error").is_some() {
+                    bail!("send refused: {v}");
+                }
+                if let Some(at) = v["ref"].as_u64().and_then(|r| sent_at.remove(&r)) {
+                    latencies.push(at.elapsed());
+                }
+            }
+        }
+    }
+    Ok(latencies)
+}
+
+/// Receives `count` messages and returns each one's send→receive latency.
+async fn receive(mut ws: Ws, count: usize, epoch: Instant) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("receive timeout")?;
+        if let Some(Message::Text(t)) = msg.transpose()? {
+            if let Some(sent) = sent_micros(&t) {
+                let now = epoch.elapsed().as_micros();
+                out.push(Duration::from_micros(now.saturating_sub(sent) as u64));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The send time in a `message:receive` (or baseline) frame's content `t<micros>`.
+pub fn sent_micros(frame: &str) -> Option<u128> {
+    let i = frame.find("\"t")?;
+    let digits: String = frame[i + 2..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
