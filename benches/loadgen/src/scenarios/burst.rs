@@ -48,8 +48,8 @@ pub async fn run(d: &Daemon, logins: usize) -> anyhow::Result<BurstResult> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut before = Vec::new();
     let mut during = Vec::new();
+    // Each paced sender stops by itself after 10 s and hands back its samples.
     for t in chat_tasks {
-        t.abort();
         if let Ok(Ok(samples)) = t.await {
             for (at, lat) in samples {
                 if at < burst_start {

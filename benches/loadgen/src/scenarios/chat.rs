@@ -113,7 +113,8 @@ async fn receive(mut ws: Ws, count: usize, epoch: Instant) -> anyhow::Result<Vec
 
 /// The send time in a `message:receive` (or baseline) frame's content `t<micros>`.
 pub fn sent_micros(frame: &str) -> Option<u128> {
-    let i = frame.find("\"t")?;
-    let digits: String = frame[i + 2..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let key = "\"content\":\"t";
+    let i = frame.find(key)?;
+    let digits: String = frame[i + key.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
