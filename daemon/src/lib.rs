@@ -54,7 +54,13 @@ pub struct AppState {
 impl AppState {
     /// The public view of an account with live presence.
     pub fn public_user(&self, rec: &UserRecord) -> User {
-        rec.public(self.hub.is_online(&rec.id))
+        let mut user = rec.public(self.hub.is_online(&rec.id));
+        if !rec.deleted {
+            if let Some(seen) = self.hub.pending_last_seen(&rec.id) {
+                user.last_seen = Some(seen);
+            }
+        }
+        user
     }
 }
 

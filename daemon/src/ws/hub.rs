@@ -63,13 +63,16 @@ impl Conn {
 pub struct Hub {
     users: Arc<RwLock<HashMap<UserId, Vec<Conn>>>>,
     next: Arc<AtomicU64>,
+    /// `lastSeen` of users who just went offline, until the durable write lands, so a
+    /// client that reacts to `user:offline` at once already reads the new value.
+    pending_last_seen: Arc<std::sync::Mutex<HashMap<UserId, String>>>,
     core: Core,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(core: Core) -> Hub {
-        Hub { users: Arc::default(), next: Arc::new(AtomicU64::new(1)), core }
+        Hub { users: Arc::default(), next: Arc::new(AtomicU64::new(1)), pending_last_seen: Arc::default(), core }
     }
 
     /// Adds a connection. The user's first connection announces `user:online` to everyone
@@ -105,6 +108,7 @@ impl Hub {
             list.retain(|c| c.id != conn.id);
             if list.is_empty() {
                 users.remove(&conn.user);
+                self.pending_last_seen.lock().expect("hub lock").insert(conn.user.clone(), last_seen.clone());
                 let frame: Utf8Bytes =
                     ServerEvent::UserOffline { user_id: conn.user.clone(), last_seen: last_seen.clone() }
                         .to_frame()
@@ -119,13 +123,24 @@ impl Hub {
         };
         if went_offline {
             let accounts = self.core.accounts.clone();
+            let pending = self.pending_last_seen.clone();
             let user = conn.user.clone();
             tokio::spawn(async move {
                 if let Err(e) = accounts.set_last_seen(&user, &last_seen).await {
                     tracing::warn!(error = %e, "could not record lastSeen");
                 }
+                let mut pending = pending.lock().expect("hub lock");
+                if pending.get(&user) == Some(&last_seen) {
+                    pending.remove(&user);
+                }
             });
         }
+    }
+
+    /// The `lastSeen` recorded when the user went offline, while its durable write is
+    /// still in flight.
+    pub fn pending_last_seen(&self, user: &UserId) -> Option<String> {
+        self.pending_last_seen.lock().expect("hub lock").get(user).cloned()
     }
 
     /// Whether the user has at least one open connection.
