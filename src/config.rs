@@ -104,6 +104,13 @@ pub struct Config {
     pub timeout_body_secs: u64,
     /// Seconds a connection may stay silent in both directions (idle keep-alive).
     pub timeout_idle_secs: u64,
+    /// Slowest average speed an upload may keep once its grace period is over, in bytes per
+    /// second of waiting for the body; 0 turns the floor off. Without it, a client sending a
+    /// byte just before each body stall times out would hold an upload slot forever.
+    pub upload_min_bytes_per_sec: u64,
+    /// Seconds an upload may take, however slow, before its average speed is held to
+    /// `upload-min-bytes-per-sec`.
+    pub upload_min_rate_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -147,6 +154,8 @@ impl Default for Config {
             timeout_header_secs: 15,
             timeout_body_secs: 30,
             timeout_idle_secs: 75,
+            upload_min_bytes_per_sec: 16 * 1024,
+            upload_min_rate_grace_secs: 10,
         }
     }
 }
@@ -259,11 +268,18 @@ impl Config {
             ("timeout-header-secs", self.timeout_header_secs),
             ("timeout-body-secs", self.timeout_body_secs),
             ("timeout-idle-secs", self.timeout_idle_secs),
+            ("upload-min-rate-grace-secs", self.upload_min_rate_grace_secs),
         ];
         for (key, v) in timeouts {
             if !(1..=600).contains(&v) {
                 return Err(Error::Invalid("invalid_config", format!("{key} must be between 1 and 600")));
             }
+        }
+        if self.upload_min_bytes_per_sec > 1024 * MIB {
+            return Err(Error::Invalid(
+                "invalid_config",
+                "upload-min-bytes-per-sec must be at most 1073741824 (1 GiB/s); 0 turns the floor off".into(),
+            ));
         }
         Ok(())
     }
@@ -370,6 +386,18 @@ mod tests {
         for bad in
             ["rate-api-per-minute = 0", "max-ws-per-user = 0", "timeout-body-secs = 0", "timeout-idle-secs = 9999"]
         {
+            let e = Config::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_upload_speed_floor_defaults_to_16_kib_per_second_after_10_seconds_and_0_turns_it_off() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.upload_min_bytes_per_sec, c.upload_min_rate_grace_secs), (16 * 1024, 10));
+        let c = Config::from_toml("upload-min-bytes-per-sec = 0\nupload-min-rate-grace-secs = 1\n").unwrap();
+        assert_eq!((c.upload_min_bytes_per_sec, c.upload_min_rate_grace_secs), (0, 1));
+        for bad in ["upload-min-rate-grace-secs = 0", "upload-min-bytes-per-sec = 2000000000"] {
             let e = Config::from_toml(bad).unwrap_err().to_string();
             assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
         }

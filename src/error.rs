@@ -30,8 +30,11 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
     /// The disk holding the data dir is full: nothing new can be stored until an
-    /// administrator frees space; reads keep working (HTTP 507).
-    #[error("the appliance's disk is full; nothing new can be stored until an administrator frees space")]
+    /// administrator frees space, after which writes resume by themselves; reads keep
+    /// working (HTTP 507).
+    #[error(
+        "the appliance's disk is full; nothing new can be stored until an administrator frees space, then writes resume by themselves"
+    )]
     StorageFull,
     /// Anything else: logged in full, shown to clients as a generic failure (HTTP 500).
     #[error("internal error: {0}")]
@@ -72,10 +75,11 @@ impl Error {
     }
 }
 
-/// What clients are told once redb refuses writes after an I/O error during a commit
-/// (typically the disk filling up): its handle stays read-only until the process reopens it.
+/// What clients are told while the store recovers from an I/O error during a commit
+/// (typically the disk filling up): redb's handle refuses writes until the store reopens the
+/// database, which the next write does by itself once the disk has room (see `store`).
 pub const POISONED: &str =
-    "storage refuses writes after a disk error (is the disk full?); free space and restart quickmeetd";
+    "storage is recovering from a disk error (is the disk full?); retry in a moment: writes resume by themselves once there is free space";
 
 /// Whether an infrastructure error is the disk running out of space (ENOSPC, EDQUOT),
 /// anywhere in its chain of causes.

@@ -35,9 +35,20 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Shared state of every handler: a `Clone` of `Arc` handles, no globals.
+/// Shared state of every handler, no globals. One pointer: every request and every open
+/// WebSocket holds a clone, so cloning must not copy the ~2 KB of handles behind it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+pub struct Shared {
     pub core: Core,
     pub hub: ws::hub::Hub,
     pub shutdown: CancellationToken,
@@ -51,7 +62,7 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
 }
 
-impl AppState {
+impl Shared {
     /// The public view of an account with live presence.
     pub fn public_user(&self, rec: &UserRecord) -> User {
         let mut user = rec.public(self.hub.is_online(&rec.id));
@@ -110,19 +121,25 @@ pub async fn build_state(
     let admin = admin_socket::bind(&core.config.admin_socket_path(), access)?;
     let admin_socket = Arc::new(std::sync::Mutex::new(Some(admin)));
     let limits = Arc::new(limits::Limits::new(&core.config));
-    Ok(AppState { core, hub, shutdown, certs: prepared.certs.clone(), ice: Arc::new(ice), turn, admin_socket, limits })
+    let shared =
+        Shared { core, hub, shutdown, certs: prepared.certs.clone(), ice: Arc::new(ice), turn, admin_socket, limits };
+    Ok(AppState(Arc::new(shared)))
 }
 
 /// Serves `state` until its shutdown token is cancelled, then closes every connection,
-/// stops TURN and waits for the message writer to commit what it holds.
+/// waits for the sessions' last presence writes, stops TURN and waits for the message
+/// writer to commit what it holds.
 pub async fn serve_state(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(state.certs.clone())?);
     let (core, turn, shutdown) = (state.core.clone(), state.turn.clone(), state.shutdown.clone());
     let https = listener.local_addr()?;
     let admin = state.admin_socket.lock().expect("admin socket slot").take();
     let admin = admin.map(|sock| tokio::spawn(admin_socket::serve(sock, state.clone(), https)));
-    let limits = state.limits.clone();
+    let (limits, hub) = (state.limits.clone(), state.hub.clone());
     server::serve(listener, acceptor, http::app(state), limits, shutdown).await;
+    // WebSocket sessions close on the same token; their last `lastSeen` writes go to the
+    // store, which must not be released under them.
+    hub.settle(std::time::Duration::from_secs(2)).await;
     if let Some(task) = admin {
         let _ = task.await;
     }

@@ -33,9 +33,12 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    quickmeet_daemon::systemd::limit_malloc_arenas();
     quickmeet_daemon::systemd::init_logging();
     let notifier = quickmeet_daemon::systemd::Notifier::from_env();
     let args = Args::parse();
+    let open_files = quickmeet_daemon::systemd::raise_open_files_limit();
+    tracing::info!(open_files, "open-files limit {open_files}");
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),

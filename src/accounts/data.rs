@@ -4,14 +4,14 @@
 use super::UserRecord;
 use crate::error::{Error, Result};
 use crate::store::{from_cell, to_cell, Store};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 pub(crate) const USERID_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("userid_user");
 pub(crate) const USERNAME_USERID: TableDefinition<&str, &str> = TableDefinition::new("username_userid");
 
 /// Every account, for the in-memory index built at start.
 pub fn load_all(store: &Store) -> Result<Vec<UserRecord>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(USERID_USER)?;
     let mut out = Vec::new();
     for row in t.iter()? {
@@ -24,7 +24,7 @@ pub fn load_all(store: &Store) -> Result<Vec<UserRecord>> {
 /// ever stored becomes an admin; deciding that inside the write transaction makes two
 /// simultaneous first signups safe.
 pub fn insert_new(store: &Store, mut rec: UserRecord) -> Result<UserRecord> {
-    let tx = store.db().begin_write()?;
+    let tx = store.begin_write()?;
     {
         let mut names = tx.open_table(USERNAME_USERID)?;
         let key = rec.username.to_lowercase();
@@ -44,7 +44,7 @@ pub fn insert_new(store: &Store, mut rec: UserRecord) -> Result<UserRecord> {
 
 /// Overwrites an existing account record.
 pub fn update(store: &Store, rec: &UserRecord) -> Result<()> {
-    let tx = store.db().begin_write()?;
+    let tx = store.begin_write()?;
     {
         let mut users = tx.open_table(USERID_USER)?;
         if users.get(rec.id.as_str())?.is_none() {

@@ -32,7 +32,7 @@ impl Offline {
     pub fn set_password(&self, username: &str, password: &str) -> Result<UserRecord> {
         validate_password(password)?;
         let hash = crate::auth::password::hash_now(password)?;
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.begin_write()?;
         let rec = {
             let names = tx.open_table(USERNAME_USERID)?;
             let id = names.get(username.to_lowercase().as_str())?.map(|v| v.value().to_string());

@@ -9,7 +9,7 @@ use crate::ids::UserId;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ impl Tokens {
     pub fn new(store: crate::store::Store, key: Vec<u8>, ttl_secs: u64) -> Result<Tokens> {
         let now = crate::clock::unix_now();
         let mut revoked = HashMap::new();
-        let tx = store.db().begin_read()?;
+        let tx = store.begin_read()?;
         let t = tx.open_table(JTI_EXPIRY)?;
         for row in t.iter()? {
             let (k, v) = row?;
@@ -113,7 +113,7 @@ impl Tokens {
         let store = self.store.clone();
         let (jti, exp) = (claims.jti.clone(), claims.exp);
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let tx = store.db().begin_write()?;
+            let tx = store.begin_write()?;
             {
                 let mut t = tx.open_table(JTI_EXPIRY)?;
                 t.insert(jti.as_str(), exp)?;

@@ -20,7 +20,7 @@ pub use restore::restore;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use redb::{ReadableDatabase, TableHandle};
+use redb::TableHandle;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -134,7 +134,7 @@ pub fn create<W: Write>(store: &Store, out: W) -> Result<Manifest> {
     };
     // The snapshot: dump every table to scratch files first, so the read transaction is
     // not held while the archive is compressed and written to a slow reader.
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     for t in tx.list_tables()? {
         let name = t.name();
         if !tables::SKIPPED.contains(&name) && !tables::TABLES.iter().any(|(n, _)| *n == name) {

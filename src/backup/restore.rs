@@ -50,7 +50,7 @@ pub fn restore(archive: &Path, data_dir: &Path, force: bool) -> Result<Manifest>
     let _cleanup = super::Scratch(staging.clone());
     std::fs::create_dir(&staging)?;
     let store = Store::open(&staging)?;
-    let tx = store.db().begin_write()?;
+    let tx = store.begin_write()?;
     let mut top_level = Vec::new();
     let unpacked = walk_archive(BufReader::new(open()?), |path, mode, reader| {
         let key = path.to_string_lossy();

@@ -35,7 +35,7 @@ fn backup(c: &Core) -> (Vec<u8>, Manifest) {
 fn the_backup_knows_every_table_of_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let tx = store.db().begin_read().unwrap();
+    let tx = store.begin_read().unwrap();
     for t in tx.list_tables().unwrap() {
         let name = t.name();
         assert!(

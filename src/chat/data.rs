@@ -12,7 +12,7 @@ use super::{Draft, Message, Target};
 use crate::error::{Error, Result};
 use crate::ids::{MessageId, UserId};
 use crate::store::{from_cell, to_cell, Store};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
@@ -56,7 +56,7 @@ pub(crate) fn parse_conv(key: &str) -> Option<Conv<'_>> {
 
 /// The highest sequence number in use (0 when empty).
 pub fn last_seq(store: &Store) -> Result<u64> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(SEQ_MESSAGE)?;
     let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
     Ok(last)
@@ -115,7 +115,7 @@ pub fn append(tx: &WriteTransaction, seq: &mut u64, draft: &Draft) -> Result<(Me
 /// Reads a set of messages by sequence number, in the order given. A file message whose
 /// file was deleted since comes back with `file.removed` set.
 pub fn load(store: &Store, seqs: &[u64]) -> Result<Vec<Message>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(SEQ_MESSAGE)?;
     let files = tx.open_table(crate::files::data::FILEID_FILE)?;
     seqs.iter()
@@ -132,7 +132,7 @@ pub fn load(store: &Store, seqs: &[u64]) -> Result<Vec<Message>> {
 
 /// The sequence number of a message id, if it exists.
 pub fn seq_of(store: &Store, id: &str) -> Result<Option<u64>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     Ok(tx.open_table(MESSAGEID_SEQ)?.get(id)?.map(|v| v.value()))
 }
 
@@ -149,7 +149,7 @@ pub fn range(
     if after.saturating_add(1) >= before {
         return Ok(Vec::new());
     }
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(CONV_SEQ_SENDER)?;
     let r = t.range((conv, after + 1)..(conv, before))?;
     let mut out = Vec::new();
@@ -163,13 +163,13 @@ pub fn range(
 
 /// The seq `reader` has read `conv` up to.
 pub fn read_seq(store: &Store, reader: &str, conv: &str) -> Result<u64> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     Ok(tx.open_table(READER_CONV_READSEQ)?.get((reader, conv))?.map(|v| v.value()).unwrap_or(0))
 }
 
 /// Every DM peer of `user` with the last seq of that conversation.
 pub fn dm_peers(store: &Store, user: &str) -> Result<Vec<(UserId, u64)>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(USER_PEER_LASTSEQ)?;
     let mut out = Vec::new();
     for row in t.range((user, "")..)? {
@@ -193,7 +193,7 @@ pub fn mark_read(
     stamp_from: Option<&UserId>,
     now: &str,
 ) -> Result<(u64, Option<MessageId>)> {
-    let tx = store.db().begin_write()?;
+    let tx = store.begin_write()?;
     let mut updated = 0;
     let mut up_to = None;
     {

@@ -6,6 +6,7 @@
 use super::{data, Draft, Message};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use redb::ReadableTable;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most appends committed in one transaction.
@@ -13,9 +14,12 @@ const MAX_BATCH: usize = 512;
 /// Appends waiting for the writer before senders are told to slow down.
 pub(crate) const QUEUE: usize = 16 * 1024;
 
+/// What a sender hears back: the stored message, and whether it is new.
+type Appended = Result<(Message, bool)>;
+
 pub(crate) struct Append {
     pub draft: Draft,
-    pub reply: oneshot::Sender<Result<(Message, bool)>>,
+    pub reply: oneshot::Sender<Appended>,
 }
 
 /// What the writer is asked to do.
@@ -27,7 +31,7 @@ pub(crate) enum Op {
 
 /// Starts the writer thread; it stops when every sender is dropped.
 pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>)> {
-    let mut seq = data::last_seq(&store)?;
+    let mut seq = Some(data::last_seq(&store)?);
     let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
     let handle = std::thread::Builder::new().name("qm-writer".into()).spawn(move || {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -57,16 +61,23 @@ pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::Join
     Ok((tx, handle))
 }
 
-fn commit_batch(store: &Store, seq: &mut u64, batch: &mut Vec<Append>) {
-    let start_seq = *seq;
-    let outcome = (|| -> Result<Vec<Result<(Message, bool)>>> {
-        let tx = store.db().begin_write()?;
-        let results = batch.iter().map(|a| data::append(&tx, seq, &a.draft)).collect();
+/// Commits one batch. `seq` is the last sequence number in use, or `None` after a failed
+/// commit: the store may have reopened the database since, so the next batch counts on from
+/// what the database holds rather than from what this thread believed.
+fn commit_batch(store: &Store, seq: &mut Option<u64>, batch: &mut Vec<Append>) {
+    let outcome = (|| -> Result<(u64, Vec<Appended>)> {
+        let tx = store.begin_write()?;
+        let mut next = match *seq {
+            Some(s) => s,
+            None => tx.open_table(data::SEQ_MESSAGE)?.last()?.map(|(k, _)| k.value()).unwrap_or(0),
+        };
+        let results = batch.iter().map(|a| data::append(&tx, &mut next, &a.draft)).collect();
         tx.commit()?;
-        Ok(results)
+        Ok((next, results))
     })();
     match outcome {
-        Ok(results) => {
+        Ok((next, results)) => {
+            *seq = Some(next);
             for (a, r) in batch.drain(..).zip(results) {
                 let _ = a.reply.send(r);
             }
@@ -74,8 +85,8 @@ fn commit_batch(store: &Store, seq: &mut u64, batch: &mut Vec<Append>) {
         Err(e) => {
             // Nothing of the batch is stored: every sender hears so and may retry.
             tracing::error!(error = %e, "message batch commit failed");
-            *seq = start_seq;
-            // A full disk, and a handle that refuses writes after one, are worth saying.
+            *seq = None;
+            // A full disk, and a store recovering from one, are worth saying.
             for a in batch.drain(..) {
                 let err = match &e {
                     Error::StorageFull => Error::StorageFull,

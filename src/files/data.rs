@@ -9,14 +9,14 @@
 use super::FileInfo;
 use crate::error::Result;
 use crate::store::{from_cell, to_cell, Store};
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadOnlyTable, ReadableTable, TableDefinition, WriteTransaction};
 
 pub(crate) const FILEID_FILE: TableDefinition<&str, &[u8]> = TableDefinition::new("fileid_file");
 pub(crate) const FILEID_CONV_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("fileid_conv_seq");
 
 /// One file's metadata, removed or not.
 pub fn get(store: &Store, id: &str) -> Result<Option<FileInfo>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(FILEID_FILE)?;
     let cell = t.get(id)?;
     cell.map(|c| from_cell(c.value())).transpose()
@@ -24,7 +24,7 @@ pub fn get(store: &Store, id: &str) -> Result<Option<FileInfo>> {
 
 /// Every file's metadata, for the start-up check and the quota totals.
 pub fn all(store: &Store) -> Result<Vec<FileInfo>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(FILEID_FILE)?;
     let mut out = Vec::new();
     for row in t.iter()? {
@@ -36,7 +36,7 @@ pub fn all(store: &Store) -> Result<Vec<FileInfo>> {
 
 /// Stores new files in one durable transaction.
 pub fn insert_all(store: &Store, files: &[FileInfo]) -> Result<()> {
-    let tx = store.db().begin_write()?;
+    let tx = store.begin_write()?;
     {
         let mut t = tx.open_table(FILEID_FILE)?;
         for f in files {
@@ -49,7 +49,7 @@ pub fn insert_all(store: &Store, files: &[FileInfo]) -> Result<()> {
 
 /// Marks a file removed. Returns false when it was already removed (or never existed).
 pub fn mark_removed(store: &Store, id: &str) -> Result<bool> {
-    let tx = store.db().begin_write()?;
+    let tx = store.begin_write()?;
     let changed = {
         let mut t = tx.open_table(FILEID_FILE)?;
         let current: Option<FileInfo> = t.get(id)?.map(|c| from_cell(c.value())).transpose()?;
@@ -68,7 +68,7 @@ pub fn mark_removed(store: &Store, id: &str) -> Result<bool> {
 
 /// The conversations (chat conversation keys) where the file was posted.
 pub fn conversations(store: &Store, id: &str) -> Result<Vec<String>> {
-    let tx = store.db().begin_read()?;
+    let tx = store.begin_read()?;
     let t = tx.open_table(FILEID_CONV_SEQ)?;
     let mut out = Vec::new();
     for row in t.range((id, "")..)? {

@@ -9,8 +9,10 @@
 pub(crate) mod data;
 pub mod detect;
 pub mod names;
+mod pace;
 mod upload;
 
+pub use pace::Pace;
 pub use upload::{Checked, Upload};
 
 use crate::accounts::{Role, UserRecord};
@@ -70,12 +72,13 @@ pub struct Files {
 }
 
 impl Files {
-    /// Opens `<data-dir>/files/`, clears unfinished uploads and reports (never deletes)
-    /// files and metadata that do not match.
+    /// Opens `<data-dir>/files/`, takes back uploads a crash interrupted mid-commit, clears
+    /// unfinished ones and reports (never deletes) files and metadata that do not match.
     pub fn open(store: Store, groups: Groups, config: &Config) -> Result<Files> {
         let dir = config.data_dir.join("files");
         let tmp = dir.join(".tmp");
         std::fs::create_dir_all(&tmp)?;
+        finish_interrupted_commits(&store, &dir, &tmp)?;
         clear_temp(&tmp)?;
         let usage = check_consistency(&store, &dir)?;
         Ok(Files {
@@ -128,29 +131,41 @@ impl Files {
         tokio::task::spawn_blocking(move || this.commit_blocking(checked)).await?
     }
 
+    /// Before a file moves into `files/`, an empty `<name>.pending` marker in `.tmp` says its
+    /// commit has begun; the markers go once the metadata is committed. Start-up removes the
+    /// file of any marker whose metadata never came ([`finish_interrupted_commits`]), so a
+    /// crash mid-commit leaves neither a half-recorded upload nor an orphan file, while a file
+    /// is still always in place before its metadata (which is what a backup relies on).
     fn commit_blocking(&self, mut checked: Vec<Checked>) -> Result<Vec<FileInfo>> {
         let now = crate::clock::now_rfc3339();
         let mut infos = Vec::with_capacity(checked.len());
+        let mut markers = Vec::with_capacity(checked.len());
+        for c in &checked {
+            let id = FileId::generate();
+            let filename = format!("{id}.{}", c.detected.ext);
+            let marker = self.tmp.join(format!("{filename}{PENDING}"));
+            std::fs::File::create(&marker)?;
+            markers.push(TempPath::new(marker));
+            infos.push(FileInfo {
+                url: format!("/api/files/download/{filename}"),
+                id,
+                filename,
+                original_name: c.original_name.clone(),
+                mime_type: c.detected.mime.to_string(),
+                size: c.size,
+                uploaded_by: c.user.clone(),
+                created_at: now.clone(),
+                removed: false,
+            });
+        }
+        std::fs::File::open(self.tmp.as_path())?.sync_all()?;
         let mut placed: Vec<PathBuf> = Vec::new();
         let outcome = (|| -> Result<()> {
-            for c in checked.iter_mut() {
-                let id = FileId::generate();
-                let filename = format!("{id}.{}", c.detected.ext);
-                let dest = self.dir.join(&filename);
+            for (c, info) in checked.iter_mut().zip(&infos) {
+                let dest = self.dir.join(&info.filename);
                 std::fs::rename(c.tmp.path(), &dest)?;
                 c.tmp.disarm();
                 placed.push(dest);
-                infos.push(FileInfo {
-                    url: format!("/api/files/download/{filename}"),
-                    id,
-                    filename,
-                    original_name: c.original_name.clone(),
-                    mime_type: c.detected.mime.to_string(),
-                    size: c.size,
-                    uploaded_by: c.user.clone(),
-                    created_at: now.clone(),
-                    removed: false,
-                });
             }
             std::fs::File::open(self.dir.as_path())?.sync_all()?;
             data::insert_all(&self.store, &infos)
@@ -161,6 +176,7 @@ impl Files {
             }
             return Err(e);
         }
+        drop(markers);
         for c in checked.iter_mut() {
             c.reservation.keep();
         }
@@ -256,6 +272,31 @@ impl Files {
         }
         Ok(false)
     }
+}
+
+/// Suffix of the markers of commits in progress, in `files/.tmp`.
+const PENDING: &str = ".pending";
+
+/// Takes back the commits a crash or a kill interrupted: a marker whose file has no metadata
+/// means the upload was moved into place but never recorded (nor acknowledged), so its file
+/// is removed. A marker whose metadata exists is just stale. [`clear_temp`] removes both.
+fn finish_interrupted_commits(store: &Store, dir: &Path, tmp: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(tmp)? {
+        let marker = entry?.file_name();
+        let Some(filename) = marker.to_str().and_then(|m| m.strip_suffix(PENDING)) else { continue };
+        let Some((id, _)) = names::parse_stored_name(filename) else { continue };
+        if data::get(store, id)?.is_some() {
+            continue;
+        }
+        match std::fs::remove_file(dir.join(filename)) {
+            Ok(()) => tracing::info!(file = %filename, "removed an upload whose commit a crash interrupted"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %filename, error = %e, "cannot remove an upload whose commit was interrupted")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes whatever unfinished uploads a crash or a kill left behind.

@@ -153,6 +153,40 @@ async fn start_up_clears_temp_files_and_keeps_files_it_does_not_know() {
     assert!(c.files.open_for(&kept.uploaded_by, &kept.filename).await.is_ok());
 }
 
+#[tokio::test]
+async fn start_up_takes_back_a_commit_a_crash_interrupted_before_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    let kept;
+    {
+        let c = Core::open(config.clone()).unwrap();
+        let a = user(&c, "alice").await;
+        kept = store(&c, &a.id, "k.txt", b"keep me").await.unwrap();
+        c.chat.close().await;
+    }
+    // A kill after the move into files/ but before the metadata commit leaves the file and
+    // its marker; one after the commit but before the markers went leaves a stale marker.
+    let files = dir.path().join("files");
+    let unrecorded = format!("{}.txt", FileId::generate());
+    std::fs::write(files.join(&unrecorded), b"never acknowledged").unwrap();
+    std::fs::write(files.join(format!(".tmp/{unrecorded}{PENDING}")), b"").unwrap();
+    std::fs::write(files.join(format!(".tmp/{}{PENDING}", kept.filename)), b"").unwrap();
+    let c = Core::open(config).unwrap();
+    assert_eq!(entries(&files), vec![".tmp".to_string(), kept.filename.clone()]);
+    assert_eq!(entries(&files.join(".tmp")), Vec::<String>::new());
+    assert_eq!(c.files.used_by(&kept.uploaded_by), 7);
+    assert!(c.files.open_for(&kept.uploaded_by, &kept.filename).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_commit_leaves_no_marker_behind() {
+    let (_d, c) = core_with(|_| {}).await;
+    let a = user(&c, "alice").await;
+    let f = store(&c, &a.id, "a.txt", b"abc").await.unwrap();
+    assert_eq!(entries(c.files.dir()), vec![".tmp".to_string(), f.filename]);
+    assert_eq!(entries(&c.files.dir().join(".tmp")), Vec::<String>::new());
+}
+
 #[test]
 fn sizes_read_like_people_write_them() {
     assert_eq!(human_bytes(52_428_800), "50 MiB");

@@ -6,10 +6,11 @@ use crate::accounts::Accounts;
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, UserId};
 use crate::store::{from_cell, to_cell, Store};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use tokio::sync::OwnedMutexGuard;
 
 pub(crate) const GROUPID_GROUP: TableDefinition<&str, &[u8]> = TableDefinition::new("groupid_group");
 
@@ -49,19 +50,21 @@ pub struct Groups {
     store: Store,
     accounts: Accounts,
     all: Arc<RwLock<HashMap<GroupId, Group>>>,
+    /// Serialises every change (see [`Groups::update`]).
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Groups {
     /// Loads every group into memory.
     pub fn new(store: Store, accounts: Accounts) -> Result<Groups> {
-        let tx = store.db().begin_read()?;
+        let tx = store.begin_read()?;
         let t = tx.open_table(GROUPID_GROUP)?;
         let mut all = HashMap::new();
         for row in t.iter()? {
             let g: Group = from_cell(row?.1.value())?;
             all.insert(g.id.clone(), g);
         }
-        Ok(Groups { store, accounts, all: Arc::new(RwLock::new(all)) })
+        Ok(Groups { store, accounts, all: Arc::new(RwLock::new(all)), writes: Arc::default() })
     }
 
     /// Creates a group; the creator is its admin and first member.
@@ -136,39 +139,36 @@ impl Groups {
 
     /// Adds `user` to the group (joining is open, as in the original).
     pub async fn join(&self, id: &GroupId, user: &UserId) -> Result<Group> {
-        let mut g = self.get(id)?;
-        if g.has_member(user) {
-            return Ok(g);
-        }
-        if g.members.len() >= MAX_MEMBERS {
-            return Err(Error::Conflict("group_full", format!("a group holds at most {MAX_MEMBERS} members")));
-        }
-        g.members.push(user.clone());
-        self.save(g).await
+        self.update(id, |g| add(g, user)).await
     }
 
     /// Removes `user`. When the admin leaves, the longest-standing member takes over.
     pub async fn leave(&self, id: &GroupId, user: &UserId) -> Result<Group> {
-        let mut g = self.get_as_member(id, user)?;
-        g.members.retain(|m| m != user);
-        if &g.admin == user {
-            if let Some(next) = g.members.first() {
-                g.admin = next.clone();
+        self.update(id, |g| {
+            if !g.has_member(user) {
+                return Err(Error::Forbidden("not_a_member", "you are not a member of this group".into()));
             }
-        }
-        self.save(g).await
+            remove(g, user)
+        })
+        .await
     }
 
     /// Adds `user` on behalf of `by`, who must be the group admin.
     pub async fn add_member(&self, id: &GroupId, by: &UserId, user: &UserId) -> Result<Group> {
-        let g = self.get(id)?;
-        if &g.admin != by {
+        if &self.get(id)?.admin != by {
             return Err(Error::Forbidden("not_group_admin", "only the group admin can add members".into()));
         }
         if !self.accounts.exists(user) {
             return Err(Error::NotFound("user"));
         }
-        self.join(id, user).await
+        self.update(id, |g| {
+            // Checked again under the lock: the admin may have changed meanwhile.
+            if &g.admin != by {
+                return Err(Error::Forbidden("not_group_admin", "only the group admin can add members".into()));
+            }
+            add(g, user)
+        })
+        .await
     }
 
     /// Adds `user` as the appliance administrator does: no group-admin check.
@@ -182,44 +182,114 @@ impl Groups {
     /// Removes `user` as the appliance administrator does. When the group admin is
     /// removed, the longest-standing member takes over, as when an admin leaves.
     pub async fn remove_member(&self, id: &GroupId, user: &UserId) -> Result<Group> {
-        let g = self.get(id)?;
-        if !g.has_member(user) {
-            return Err(Error::Invalid("not_a_member", "that user is not a member of this group".into()));
-        }
-        self.leave(id, user).await
+        self.update(id, |g| {
+            if !g.has_member(user) {
+                return Err(Error::Invalid("not_a_member", "that user is not a member of this group".into()));
+            }
+            remove(g, user)
+        })
+        .await
     }
 
     /// Deletes a group. Its messages stay in the database (as in a backup) but no one can
     /// reach them any more.
     pub async fn delete(&self, id: &GroupId) -> Result<Group> {
+        let guard = self.writes.clone().lock_owned().await;
         let g = self.get(id)?;
-        let store = self.store.clone();
-        let key = g.id.0.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let tx = store.db().begin_write()?;
-            tx.open_table(GROUPID_GROUP)?.remove(key.as_str())?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await??;
-        self.all.write().expect("groups lock").remove(&g.id);
+        self.commit(guard, Change::Remove(g.id.clone())).await?;
         Ok(g)
     }
 
     async fn save(&self, g: Group) -> Result<Group> {
-        let store = self.store.clone();
-        let cell = to_cell(&g)?;
-        let key = g.id.0.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let tx = store.db().begin_write()?;
-            tx.open_table(GROUPID_GROUP)?.insert(key.as_str(), cell.as_slice())?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await??;
-        self.all.write().expect("groups lock").insert(g.id.clone(), g.clone());
+        let guard = self.writes.clone().lock_owned().await;
+        self.commit(guard, Change::put(g.clone())?).await?;
         Ok(g)
     }
+
+    /// Read-modify-write of one group, serialised with every other change to groups so
+    /// that two concurrent changes never overwrite each other (a join answered 200 must
+    /// not be undone by a leave that read the group before it). `change` answers whether
+    /// it changed anything; nothing is written when it did not.
+    async fn update(&self, id: &GroupId, change: impl FnOnce(&mut Group) -> Result<bool>) -> Result<Group> {
+        let guard = self.writes.clone().lock_owned().await;
+        let mut g = self.get(id)?;
+        if !change(&mut g)? {
+            return Ok(g);
+        }
+        self.commit(guard, Change::put(g.clone())?).await?;
+        Ok(g)
+    }
+
+    /// Commits one change and then applies it to memory, both on the blocking thread and
+    /// under the write lock, so memory follows the disk even when the request that asked
+    /// for the change has gone away meanwhile.
+    async fn commit(&self, guard: OwnedMutexGuard<()>, change: Change) -> Result<()> {
+        let (store, all) = (self.store.clone(), self.all.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let _guard = guard;
+            let tx = store.begin_write()?;
+            {
+                let mut t = tx.open_table(GROUPID_GROUP)?;
+                match &change {
+                    Change::Put(g, cell) => {
+                        t.insert(g.id.0.as_str(), cell.as_slice())?;
+                    }
+                    Change::Remove(id) => {
+                        t.remove(id.0.as_str())?;
+                    }
+                }
+            }
+            tx.commit()?;
+            let mut all = all.write().expect("groups lock");
+            match change {
+                Change::Put(g, _) => {
+                    all.insert(g.id.clone(), g);
+                }
+                Change::Remove(id) => {
+                    all.remove(&id);
+                }
+            }
+            Ok(())
+        })
+        .await?
+    }
+}
+
+/// One write to the groups table.
+enum Change {
+    /// The group and its serialised record.
+    Put(Group, Vec<u8>),
+    Remove(GroupId),
+}
+
+impl Change {
+    fn put(g: Group) -> Result<Change> {
+        let cell = to_cell(&g)?;
+        Ok(Change::Put(g, cell))
+    }
+}
+
+/// Adds `user` unless already there; refuses past the member limit.
+fn add(g: &mut Group, user: &UserId) -> Result<bool> {
+    if g.has_member(user) {
+        return Ok(false);
+    }
+    if g.members.len() >= MAX_MEMBERS {
+        return Err(Error::Conflict("group_full", format!("a group holds at most {MAX_MEMBERS} members")));
+    }
+    g.members.push(user.clone());
+    Ok(true)
+}
+
+/// Removes `user`, handing the admin role to the longest-standing member if needed.
+fn remove(g: &mut Group, user: &UserId) -> Result<bool> {
+    g.members.retain(|m| m != user);
+    if &g.admin == user {
+        if let Some(next) = g.members.first() {
+            g.admin = next.clone();
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -265,5 +335,49 @@ mod tests {
         assert_eq!(g.delete(&drop.id).await.unwrap_err().code(), "not_found");
         let reloaded = Groups::new(g.store.clone(), a).unwrap();
         assert_eq!(reloaded.all(), vec![keep]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_joins_and_leaves_of_one_group_are_never_lost() {
+        let (_d, a, g) = setup().await;
+        let owner = a.create("owner", "password1", None, Role::User).await.unwrap().id;
+        let group = g.create(&owner, "Busy", None, &[]).await.unwrap();
+        let mut users = Vec::new();
+        for i in 0..24 {
+            users.push(a.create(&format!("user{i}"), "password1", None, Role::User).await.unwrap().id);
+        }
+        // Everyone joins at once; then the even ones leave at once while the odd ones
+        // join again (a no-op): every answered change must be in the final group.
+        let joins: Vec<_> = users.iter().map(|u| (g.clone(), group.id.clone(), u.clone())).collect();
+        let tasks: Vec<_> =
+            joins.into_iter().map(|(g, id, u)| tokio::spawn(async move { g.join(&id, &u).await })).collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let tasks: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let (g, id, u) = (g.clone(), group.id.clone(), u.clone());
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        g.leave(&id, &u).await
+                    } else {
+                        g.join(&id, &u).await
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let mut want: Vec<UserId> = users.iter().skip(1).step_by(2).cloned().collect();
+        want.push(owner);
+        want.sort();
+        for view in [g.get(&group.id).unwrap(), Groups::new(g.store.clone(), a).unwrap().get(&group.id).unwrap()] {
+            let mut got = view.members.clone();
+            got.sort();
+            assert_eq!(got, want);
+        }
     }
 }

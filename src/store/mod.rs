@@ -1,9 +1,19 @@
 //! The embedded redb database: opening it, the schema version and migrations, and the
 //! secrets that live beside it in the data dir. Each domain owns its own tables (named
 //! `key_to_value`) next to its logic; this module only knows the file and the version.
+//!
+//! Every transaction goes through [`Store::begin_read`] or [`Store::begin_write`], which
+//! lend it the current database handle for its lifetime. That is what lets the store swap
+//! in a fresh handle after a disk error without restarting the daemon (see `recover.rs`).
+
+mod recover;
+mod tx;
+
+pub use tx::{ReadTx, WriteTx};
 
 use crate::error::{Error, Result};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use recover::{Handle, Opener};
+use redb::{ReadableDatabase, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,7 +25,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
 /// A handle on the open database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    handle: Arc<Handle>,
     data_dir: PathBuf,
 }
 
@@ -25,16 +35,14 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("quickmeet.redb");
-        let db = Database::create(&path).map_err(|e| match e {
+        let opener = Opener::file(data_dir, |b, p| b.create(p));
+        Store::with_opener(data_dir, opener, |e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Unavailable(format!(
                 "{} is already in use by another process (is quickmeetd running?)",
                 path.display()
             )),
             other => Error::from(other),
-        })?;
-        let store = Store { db: Arc::new(db), data_dir: data_dir.to_path_buf() };
-        store.migrate()?;
-        Ok(store)
+        })
     }
 
     /// Opens the database of an existing data dir without creating anything, to administer
@@ -46,21 +54,52 @@ impl Store {
         if !path.is_file() {
             return Err(Error::NotFound("database"));
         }
-        let db = Database::open(&path).map_err(|e| match e {
+        let opener = Opener::file(data_dir, |b, p| b.open(p));
+        Store::with_opener(data_dir, opener, |e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(
                 "daemon_running",
                 format!("quickmeetd is running (it holds {}); use the online command", path.display()),
             ),
             other => Error::from(other),
-        })?;
-        let store = Store { db: Arc::new(db), data_dir: data_dir.to_path_buf() };
+        })
+    }
+
+    fn with_opener(
+        data_dir: &Path,
+        opener: Opener,
+        refused: impl FnOnce(redb::DatabaseError) -> Error,
+    ) -> Result<Store> {
+        let handle = Handle::open(opener).map_err(refused)?;
+        let store = Store { handle: Arc::new(handle), data_dir: data_dir.to_path_buf() };
         store.migrate()?;
         Ok(store)
     }
 
-    /// The raw database, for the domain modules' tables.
-    pub fn db(&self) -> &Database {
-        &self.db
+    /// Begins a read transaction on the current database handle. Reads keep working while
+    /// the disk is full; only if a reopen after a disk error failed is this refused (503).
+    pub fn begin_read(&self) -> Result<ReadTx> {
+        let db = self.handle.usable()?;
+        let tx = db.begin_read()?;
+        Ok(ReadTx::new(tx, db))
+    }
+
+    /// Begins a write transaction (waiting for the one in progress, if any). If the handle
+    /// refuses writes after a disk error, this first reopens the database (at most one
+    /// attempt a second): while the disk is still full it answers `StorageFull`.
+    pub fn begin_write(&self) -> Result<WriteTx> {
+        let (current, seen) = self.handle.current();
+        if let Some(db) = current {
+            match db.begin_write() {
+                Ok(tx) => return Ok(WriteTx::new(tx, db)),
+                // `db` is dropped here, before the recovery waits for every borrowed handle.
+                Err(e) if recover::refuses_writes(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.handle.recover(seen)?;
+        let db = self.handle.usable()?;
+        let tx = db.begin_write()?;
+        Ok(WriteTx::new(tx, db))
     }
 
     /// The data dir this store lives in.
@@ -70,7 +109,7 @@ impl Store {
 
     /// Stored schema version (0 for a brand-new file).
     pub fn schema_version(&self) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         match tx.open_table(META) {
             Ok(t) => Ok(t.get("schema_version")?.map(|v| v.value()).unwrap_or(0)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
@@ -88,7 +127,7 @@ impl Store {
             )));
         }
         while version < SCHEMA_VERSION {
-            let tx = self.db.begin_write()?;
+            let tx = self.begin_write()?;
             match version {
                 // 0 -> 1: create every table so read transactions never meet a missing one.
                 0 => crate::create_tables(&tx)?,

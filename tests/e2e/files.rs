@@ -2,7 +2,7 @@
 //! access that follows the messages carrying a file, deletion, limits enforced while the
 //! bytes stream, and requests crafted to escape the files folder.
 
-use crate::util::TestDaemon;
+use crate::util::{ChildDaemon, TestDaemon};
 use bytes::Bytes;
 use reqwest::multipart::{Form, Part};
 use reqwest::{header, Method, StatusCode};
@@ -228,80 +228,14 @@ async fn malformed_upload_requests_are_told_what_is_wrong() {
     assert_eq!(on_disk(&d), (vec![], vec![]));
 }
 
-/// A quickmeetd child process, so that its memory can be measured apart from the other
-/// tests running in this process at the same time.
-struct DaemonProcess {
-    child: KillOnDrop,
-    port: u16,
-    http: reqwest::Client,
-}
-
-/// A failing test must not leave a daemon behind.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl DaemonProcess {
-    async fn spawn(dir: &std::path::Path, h2: bool) -> DaemonProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = KillOnDrop(
-            std::process::Command::new(crate::util::daemon_binary())
-                .args([
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--turn-listen",
-                    "127.0.0.1:0",
-                    "--http-listen",
-                    "127.0.0.1:0",
-                    "--data-dir",
-                ])
-                .arg(dir)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        for _ in 0..200 {
-            if let Ok(ca) = std::fs::read_to_string(dir.join("tls/ca.pem")) {
-                let mut tls = (*crate::util::client_tls(&ca)).clone();
-                if h2 {
-                    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                }
-                let http = reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap();
-                if http.get(format!("https://127.0.0.1:{port}/api/health")).send().await.is_ok() {
-                    return DaemonProcess { child, port, http };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("quickmeetd did not come up");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// A field of /proc/<pid>/status, in KiB.
-    fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-}
-
 async fn oversized_upload_is_refused_while_streaming(h2: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = DaemonProcess::spawn(dir.path(), h2).await;
-    let signup = json!({"username": "alice", "password": "password1"});
-    let v: Value = d.http.post(d.url("/api/auth/signup")).json(&signup).send().await.unwrap().json().await.unwrap();
-    let token = v["token"].as_str().unwrap();
+    // A child process, so that its memory is measured apart from the other tests here.
+    let d = ChildDaemon::start().await;
+    let http = d.client(h2);
+    let (token, _) = d.user("alice").await;
+    let token = token.as_str();
     let form = Form::new().part("file", part("warm.txt", b"warm".to_vec(), "text/plain"));
-    let warm = d.http.post(d.url("/api/files/upload")).bearer_auth(token).multipart(form).send().await.unwrap();
+    let warm = http.post(d.url("/api/files/upload")).bearer_auth(token).multipart(form).send().await.unwrap();
     assert_eq!(warm.status(), StatusCode::CREATED);
 
     static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -317,13 +251,8 @@ async fn oversized_upload_is_refused_while_streaming(h2: bool) {
     let big = Part::stream_with_length(reqwest::Body::wrap_stream(stream), total).file_name("big.png");
     let (rss, peak) = (d.memory_kib("VmRSS:"), d.memory_kib("VmHWM:"));
     let started = std::time::Instant::now();
-    let resp = d
-        .http
-        .post(d.url("/api/files/upload"))
-        .bearer_auth(token)
-        .multipart(Form::new().part("file", big))
-        .send()
-        .await;
+    let resp =
+        http.post(d.url("/api/files/upload")).bearer_auth(token).multipart(Form::new().part("file", big)).send().await;
     let resp = resp.unwrap_or_else(|e| panic!("no answer over {}: {e:?}", if h2 { "h2" } else { "HTTP/1.1" }));
     let (rss2, peak2) = (d.memory_kib("VmRSS:"), d.memory_kib("VmHWM:"));
     eprintln!(
@@ -338,9 +267,9 @@ async fn oversized_upload_is_refused_while_streaming(h2: bool) {
     assert!(v["error"]["message"].as_str().unwrap().contains("50 MiB"), "{v}");
     assert!(peak2.saturating_sub(peak) < 16 * 1024, "peak RSS grew by {} KiB", peak2 - peak);
     assert!(rss2.saturating_sub(rss) < 16 * 1024, "RSS grew by {} KiB", rss2 - rss);
-    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("files/.tmp")).unwrap().collect();
+    let tmp: Vec<_> = std::fs::read_dir(d.dir.path().join("files/.tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "the refused upload's temp file is gone");
-    assert_eq!(std::fs::read_dir(dir.path().join("files")).unwrap().count(), 2, "warm.txt and .tmp only");
+    assert_eq!(std::fs::read_dir(d.dir.path().join("files")).unwrap().count(), 2, "warm.txt and .tmp only");
 }
 
 #[tokio::test]
@@ -575,4 +504,67 @@ async fn the_openapi_document_lists_the_file_routes() {
     }
     let upload = &paths["/api/files/upload"]["post"]["requestBody"]["content"];
     assert!(upload.get("multipart/form-data").is_some(), "{upload}");
+}
+
+/// A body of `chunks` chunks of `size` text bytes, one every `every`: never a stall the
+/// body timeout would notice.
+fn trickle(chunks: usize, size: usize, every: Duration) -> Part {
+    let stream = futures_util::stream::unfold(0, move |i| async move {
+        if i == chunks {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(every).await;
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; size])), i + 1))
+    });
+    Part::stream_with_length(reqwest::Body::wrap_stream(stream), (chunks * size) as u64).file_name("slow.txt")
+}
+
+#[tokio::test]
+async fn an_upload_slower_than_the_minimum_speed_is_stopped_with_408_and_leaves_nothing_behind() {
+    let d = TestDaemon::start_with(|c| {
+        c.upload_min_bytes_per_sec = 64 * 1024;
+        c.upload_min_rate_grace_secs = 1;
+    })
+    .await;
+    let (ta, a) = d.user("alice").await;
+    let files = &d.running.as_ref().unwrap().state.core.files;
+    let http1 = reqwest::Client::builder().use_preconfigured_tls((*d.tls).clone()).build().unwrap();
+    for (client, version) in [(&d.http, "h2"), (&http1, "HTTP/1.1")] {
+        // 2 KiB every 100 ms is 20 KiB/s, under the 64 KiB/s floor; unchecked, it would go
+        // on for 30 s and then be stored.
+        let started = std::time::Instant::now();
+        let form = Form::new().part("file", trickle(300, 2048, Duration::from_millis(100)));
+        let resp = client.post(d.url("/api/files/upload")).bearer_auth(&ta).multipart(form).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("no answer over {version}: {e:?}"));
+        let took = started.elapsed();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (StatusCode::REQUEST_TIMEOUT, Some("upload_too_slow")),
+            "{v}"
+        );
+        assert!(v["error"]["message"].as_str().unwrap().contains("64 KiB/s"), "{v}");
+        assert!(took < Duration::from_secs(8), "over {version} the trickle was stopped only after {took:?}");
+        assert_eq!(on_disk(&d), (vec![], vec![]), "over {version} the refused upload left something behind");
+        assert_eq!(files.used_by(&a.as_str().into()), 0, "its quota reservation was given back");
+    }
+
+    // Slow but short: within the grace period anything goes.
+    let form = Form::new().part("file", trickle(2, 1024, Duration::from_millis(200)));
+    let (s, v) = send_form(&d, "/api/files/upload", &ta, form).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // A normal upload of 512 KiB is nowhere near the floor.
+    let f = uploaded(&d, &ta, "normal.txt", vec![b'n'; 512 * 1024]).await;
+    assert_eq!(download(&d, &ta, &f, None).await.bytes().await.unwrap().len(), 512 * 1024);
+    assert_eq!((on_disk(&d).0.len(), on_disk(&d).1.len()), (2, 0));
+    assert_eq!(files.used_by(&a.as_str().into()), 2048 + 512 * 1024);
+
+    let (_, doc) = d.call(Method::GET, "/api/openapi.json", None, None).await;
+    for route in ["/api/files/upload", "/api/files/upload-multiple"] {
+        let answers = &doc["paths"][route]["post"]["responses"];
+        assert!(answers.get("408").is_some(), "{route} does not document its 408: {answers}");
+    }
 }

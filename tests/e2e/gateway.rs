@@ -138,3 +138,17 @@ async fn a_slow_consumer_is_closed_and_never_stalls_the_others() {
     assert!(code.is_none() || code == Some(1008), "closed with {code:?}");
     assert!(received < total, "the slow reader got everything ({received}); nothing was bounded");
 }
+
+#[tokio::test]
+async fn an_idle_session_reserves_little_memory_per_connection() {
+    // Every open WebSocket keeps its session future for as long as it is open; with 20,000
+    // connections each KiB reserved there is 20 MiB. The rarely-awaited parts are boxed.
+    let d = TestDaemon::start().await;
+    let state = d.running.as_ref().unwrap().state.clone();
+    let sink = futures_util::sink::drain::<axum::extract::ws::Message>();
+    let stream = futures_util::stream::pending::<Result<axum::extract::ws::Message, axum::Error>>();
+    let session = quickmeet_daemon::ws::session(state, sink, stream, None);
+    let size = std::mem::size_of_val(&session);
+    eprintln!("an idle session future reserves {size} bytes");
+    assert!(size <= 1024, "an idle session future reserves {size} bytes");
+}

@@ -13,6 +13,7 @@ mod drills;
 mod files;
 mod gateway;
 mod hardening;
+mod kill9;
 mod landing;
 mod limits;
 mod rtc;

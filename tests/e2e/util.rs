@@ -235,6 +235,152 @@ pub fn daemon_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quickmeetd"))
 }
 
+/// The real quickmeetd as a child process with its own temp data dir, for tests that kill
+/// it with SIGKILL or measure its memory apart from the other tests in this process. Its
+/// HTTPS port stays the same across restarts. Dropping it kills the process, so a failing
+/// test never leaves a daemon behind.
+pub struct ChildDaemon {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    /// HTTP/1.1 only; see [`ChildDaemon::client`] for HTTP/2.
+    pub http: reqwest::Client,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Declared last: the data dir goes only after the process is dead.
+    pub dir: tempfile::TempDir,
+}
+
+impl ChildDaemon {
+    /// Starts quickmeetd on a free loopback port with a new data dir; waits for health.
+    pub async fn start() -> ChildDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let (child, tls) = launch(dir.path(), port).await.unwrap_or_else(|e| panic!("quickmeetd did not start: {e}"));
+        let http = reqwest::Client::builder().use_preconfigured_tls((*tls).clone()).build().unwrap();
+        ChildDaemon { child: Some(child), port, http, tls, dir }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("quickmeetd is not running").id()
+    }
+
+    /// SIGKILL, as a power cut would: no shutdown code runs. Returns once the process is gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // std sends SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    /// Kills the daemon (when it still runs) and starts a new one on the same data dir and
+    /// port; a new port only when another process took that one meanwhile.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        let (child, tls) = match launch(self.dir.path(), self.port).await {
+            Ok(started) => started,
+            Err(first) => {
+                self.port = free_port();
+                launch(self.dir.path(), self.port)
+                    .await
+                    .unwrap_or_else(|e| panic!("quickmeetd did not restart ({first}, then {e})"))
+            }
+        };
+        self.http = reqwest::Client::builder().use_preconfigured_tls((*tls).clone()).build().unwrap();
+        self.tls = tls;
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A new client trusting the daemon's CA, offering HTTP/2 when `h2`.
+    pub fn client(&self, h2: bool) -> reqwest::Client {
+        let mut tls = (*self.tls).clone();
+        if h2 {
+            tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
+        reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+    }
+
+    /// A field of /proc/<pid>/status, in KiB (`VmRSS:`, `VmHWM:`…).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// POSTs JSON without a token and returns the JSON answer.
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.http.post(self.url(path)).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Signs up `name` (password "password1") and returns (token, user id).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let v = self.post("/api/auth/signup", json!({"username": name, "password": "password1"})).await;
+        let token = v["token"].as_str().unwrap_or_else(|| panic!("signup of {name}: {v}"));
+        (token.to_string(), v["user"]["id"].as_str().unwrap().to_string())
+    }
+
+    /// An authenticated WebSocket client, past `users:online-list`.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let url = format!("wss://127.0.0.1:{}/ws", self.port);
+        let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
+        let (stream, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await.unwrap();
+        let mut ws = Ws::new(stream);
+        ws.send_json(json!({"type": "auth", "data": {"token": token}})).await;
+        ws.expect("users:online-list").await;
+        ws
+    }
+}
+
+impl Drop for ChildDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Spawns quickmeetd on `port` over `dir` and waits until it answers `/api/health`; an
+/// error (with the process reaped) when it exits first or never answers.
+async fn launch(dir: &std::path::Path, port: u16) -> Result<(std::process::Child, Arc<rustls::ClientConfig>), String> {
+    let mut child = std::process::Command::new(daemon_binary())
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("it exited with {status}"));
+        }
+        if let Ok(ca) = std::fs::read_to_string(dir.join("tls/ca.pem")) {
+            let tls = client_tls(&ca);
+            let http = reqwest::Client::builder().use_preconfigured_tls((*tls).clone()).build().unwrap();
+            if http.get(format!("https://127.0.0.1:{port}/api/health")).send().await.is_ok() {
+                return Ok((child, tls));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err("it did not answer /api/health within 10 s".into())
+}
+
 /// A configuration on loopback ports chosen by the OS, TURN and the landing port
 /// included; no mDNS, so no test announces itself on the LAN.
 pub fn test_config(dir: &std::path::Path) -> Config {

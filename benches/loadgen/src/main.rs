@@ -38,9 +38,13 @@ enum Scenario {
         /// Total messages per run (spread over the senders).
         #[arg(long, default_value_t = 5000)]
         messages: usize,
-        /// Messages each sender keeps in flight.
+        /// Messages each sender keeps in flight (closed loop).
         #[arg(long, default_value_t = 1)]
         window: usize,
+        /// Open loop instead: total messages per second over all senders, sent on a fixed
+        /// schedule whatever the acks; latency counts from when each message was due.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// N idle authenticated WebSockets: daemon RSS per connection.
     Idle {
@@ -102,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let nofile = client::raise_nofile();
     println!("open-files limit of the load generator: {nofile}");
     match args.scenario {
-        Scenario::Chat { senders, messages, window } => chat(&binary, &senders, messages, window).await?,
+        Scenario::Chat { senders, messages, window, rate } => chat(&binary, &senders, messages, window, rate).await?,
         Scenario::Idle { connections, users } => idle(&binary, connections, users).await?,
         Scenario::Fanout { groups, members, messages, window } => {
             fanout(&binary, groups, members, messages, window).await?
@@ -112,8 +116,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Signaling { count } => signaling(&binary, count).await?,
         Scenario::Startup { messages, runs } => startup(&binary, messages, runs).await?,
         Scenario::All => {
-            chat(&binary, &[1, 10, 100], 5000, 1).await?;
-            chat(&binary, &[100], 20000, 16).await?;
+            chat(&binary, &[1, 10, 100], 5000, 1, None).await?;
+            chat(&binary, &[100], 20000, 16, None).await?;
+            chat(&binary, &[100], 50000, 1, Some(5000.0)).await?;
             fanout(&binary, 4, 50, 500, 16).await?;
             burst(&binary, 20).await?;
             upload(&binary, 4, 50 * 1024 * 1024).await?;
@@ -125,28 +130,45 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn chat(binary: &Path, senders: &[usize], messages: usize, window: usize) -> anyhow::Result<()> {
-    println!("\n## chat: durable 1-to-1 sends, closed loop, window {window}");
+async fn chat(
+    binary: &Path,
+    senders: &[usize],
+    messages: usize,
+    window: usize,
+    rate: Option<f64>,
+) -> anyhow::Result<()> {
+    match rate {
+        Some(r) => println!("\n## chat: durable 1-to-1 sends, open loop at {r:.0} msg/s in all"),
+        None => println!("\n## chat: durable 1-to-1 sends, closed loop, window {window}"),
+    }
     println!("| pairs | messages | acked msg/s | ack p50 / p99 / p99.9 | send→receive p50 / p99 / p99.9 | relay msg/s | ratio |");
     println!("|---:|---:|---:|---|---|---:|---:|");
     for &n in senders {
         let d = Daemon::spawn(binary).await.context("starting quickmeetd")?;
         let per_sender = (messages / n).max(1);
         let pairs = chat::connect_pairs(&d, n, "c").await?;
-        let mut r = chat::run(pairs, per_sender, window).await?;
-        let relay = baseline::start(&d.data_dir, d.tls.clone()).await?;
-        let (bc, be, _) = baseline::chat(&relay, n, per_sender, window).await?;
-        let base_rate = bc as f64 / be.as_secs_f64();
+        let pace = match rate {
+            Some(r) => chat::Pace::Rate(r / n as f64),
+            None => chat::Pace::Window(window),
+        };
+        let mut r = chat::run(pairs, per_sender, pace).await?;
+        // The relay ratio compares flat-out rates; an open-loop run has none.
+        let relay_columns = if rate.is_none() {
+            let relay = baseline::start(&d.data_dir, d.tls.clone()).await?;
+            let (bc, be, _) = baseline::chat(&relay, n, per_sender, window).await?;
+            relay.stop();
+            let base_rate = bc as f64 / be.as_secs_f64();
+            format!("{base_rate:.0} | {:.0}%", 100.0 * r.rate() / base_rate)
+        } else {
+            "— | —".to_string()
+        };
         println!(
-            "| {n} | {} | {:.0} | {} | {} | {:.0} | {:.0}% |",
+            "| {n} | {} | {:.0} | {} | {} | {relay_columns} |",
             r.count,
             r.rate(),
             r.ack.summary(),
             r.deliver.summary(),
-            base_rate,
-            100.0 * r.rate() / base_rate
         );
-        relay.stop();
         d.stop();
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! `/api/files/*`: uploads streamed from multipart bodies to disk part by part, downloads
 //! streamed from disk (with single byte ranges), and deletion. These routes carry their
 //! own body limit, sized for files rather than JSON; the per-file limit and the quota are
-//! enforced by the core while the bytes arrive.
+//! enforced by the core while the bytes arrive, and an upload that averages less than
+//! `upload-min-bytes-per-sec` is stopped with a 408 ([`Pace`]).
 
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::AuthUser;
@@ -17,9 +18,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use quickmeet::config::Config;
 use quickmeet::files::detect::Detected;
-use quickmeet::files::{names, Checked, Download, FileInfo, MAX_FILES_PER_REQUEST};
+use quickmeet::files::{names, Checked, Download, FileInfo, Pace, MAX_FILES_PER_REQUEST};
 use quickmeet::Error;
 use serde::Serialize;
+use std::future::Future;
 use std::io::SeekFrom;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
@@ -81,10 +83,66 @@ fn multipart_rejection(_: MultipartRejection) -> ApiError {
     ApiError(Error::Invalid("invalid_content_type", "send files as multipart/form-data".into()))
 }
 
+/// Why an upload failed: a core error, or a client too slow to keep its upload slot. The
+/// latter is a 408 with code `upload_too_slow`, a status the core's errors do not have.
+#[derive(Debug)]
+enum UploadError {
+    Api(ApiError),
+    TooSlow(String),
+}
+
+impl From<ApiError> for UploadError {
+    fn from(e: ApiError) -> Self {
+        UploadError::Api(e)
+    }
+}
+
+impl From<Error> for UploadError {
+    fn from(e: Error) -> Self {
+        UploadError::Api(ApiError(e))
+    }
+}
+
+impl IntoResponse for UploadError {
+    fn into_response(self) -> Response {
+        match self {
+            UploadError::Api(e) => e.into_response(),
+            UploadError::TooSlow(message) => {
+                let body = ErrorBody { error: ErrorDetail { code: "upload_too_slow".into(), message } };
+                (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// Awaits the next piece of the body for as long as `pace` still allows, counting the wait.
+/// Dropping an upload removes its temp file, so a refusal here leaves nothing behind.
+async fn paced<T>(pace: &mut Pace, auth: &AuthUser, next: impl Future<Output = T>) -> Result<T, UploadError> {
+    let started = tokio::time::Instant::now();
+    let out = match pace.allowance() {
+        None => next.await,
+        Some(left) => match tokio::time::timeout(left, next).await {
+            Ok(out) => out,
+            Err(_) => {
+                tracing::info!(user = %auth.user.id, "upload stopped: slower than upload-min-bytes-per-sec");
+                return Err(UploadError::TooSlow(pace.too_slow_message()));
+            }
+        },
+    };
+    pace.waited(started.elapsed());
+    Ok(out)
+}
+
 /// Streams one part to a temp file and checks its type.
-async fn receive(state: &AppState, auth: &AuthUser, mut field: Field<'_>) -> ApiResult<Checked> {
+async fn receive(
+    state: &AppState,
+    auth: &AuthUser,
+    pace: &mut Pace,
+    mut field: Field<'_>,
+) -> Result<Checked, UploadError> {
     let mut upload = state.core.files.begin(&auth.user.id, field.file_name()).await?;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+    while let Some(chunk) = paced(pace, auth, field.chunk()).await?.map_err(multipart_error)? {
+        pace.received(chunk.len() as u64);
         upload.write(&chunk).await?;
     }
     Ok(upload.check().await?)
@@ -97,54 +155,56 @@ async fn receive_all(
     multipart: Result<Multipart, MultipartRejection>,
     part: &str,
     max: usize,
-) -> ApiResult<Vec<Checked>> {
+) -> Result<Vec<Checked>, UploadError> {
     let mut multipart = multipart.map_err(multipart_rejection)?;
+    let mut pace = Pace::from_config(&state.core.config);
     let mut checked = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = paced(&mut pace, auth, multipart.next_field()).await?.map_err(multipart_error)? {
         if field.name() != Some(part) {
-            return Err(ApiError(Error::Invalid(
-                "unexpected_part",
-                format!("only parts named \"{part}\" are accepted"),
-            )));
+            return Err(Error::Invalid("unexpected_part", format!("only parts named \"{part}\" are accepted")).into());
         }
         if checked.len() == max {
             let what = if max == 1 { "one file".to_string() } else { format!("{max} files") };
-            return Err(ApiError(Error::Invalid("too_many_files", format!("send at most {what} per request"))));
+            return Err(Error::Invalid("too_many_files", format!("send at most {what} per request")).into());
         }
-        checked.push(receive(state, auth, field).await?);
+        checked.push(receive(state, auth, &mut pace, field).await?);
     }
     if checked.is_empty() {
-        return Err(ApiError(Error::Invalid("missing_file", format!("the body has no part named \"{part}\""))));
+        return Err(Error::Invalid("missing_file", format!("the body has no part named \"{part}\"")).into());
     }
     Ok(checked)
 }
 
-/// Upload one file (multipart part `file`, at most 50 MiB by default).
+/// Upload one file (multipart part `file`, at most 50 MiB by default). After a grace period
+/// (10 s by default) the body must average at least `upload-min-bytes-per-sec` (16 KiB/s).
 #[utoipa::path(post, path = "/api/files/upload", tag = "files", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = FileResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 408, body = ErrorBody, description = "upload_too_slow: the body averaged less than the appliance's minimum upload speed"),
               (status = 413, body = ErrorBody, description = "file_too_large, quota_exceeded or body_too_large"),
               (status = 415, body = ErrorBody, description = "unsupported_type")))]
 async fn upload(
     State(state): State<AppState>,
     auth: AuthUser,
     multipart: Result<Multipart, MultipartRejection>,
-) -> ApiResult<(StatusCode, Json<FileResponse>)> {
+) -> Result<(StatusCode, Json<FileResponse>), UploadError> {
     let checked = receive_all(&state, &auth, multipart, "file", 1).await?;
     let file = state.core.files.commit_all(checked).await?.remove(0);
     Ok((StatusCode::CREATED, Json(FileResponse { file })))
 }
 
-/// Upload up to ten files (multipart parts `files`); all are stored, or none.
+/// Upload up to ten files (multipart parts `files`); all are stored, or none. The whole
+/// body is held to the minimum upload speed, as for one file.
 #[utoipa::path(post, path = "/api/files/upload-multiple", tag = "files", security(("bearer" = [])),
     request_body(content = UploadMultipleForm, content_type = "multipart/form-data"),
     responses((status = 201, body = FilesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 408, body = ErrorBody, description = "upload_too_slow"),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 async fn upload_multiple(
     State(state): State<AppState>,
     auth: AuthUser,
     multipart: Result<Multipart, MultipartRejection>,
-) -> ApiResult<(StatusCode, Json<FilesResponse>)> {
+) -> Result<(StatusCode, Json<FilesResponse>), UploadError> {
     let checked = receive_all(&state, &auth, multipart, "files", MAX_FILES_PER_REQUEST).await?;
     let files = state.core.files.commit_all(checked).await?;
     Ok((StatusCode::CREATED, Json(FilesResponse { files })))

@@ -143,6 +143,20 @@ impl Hub {
         self.pending_last_seen.lock().expect("hub lock").get(user).cloned()
     }
 
+    /// Waits (at most `within`) until every connection has gone and the `lastSeen` writes
+    /// of users who went offline have landed: the last step of a shutdown.
+    pub async fn settle(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            let idle = self.connection_count() == 0 && self.pending_last_seen.lock().expect("hub lock").is_empty();
+            if idle {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tracing::warn!("connections still closing at shutdown; their lastSeen may be lost");
+    }
+
     /// Whether the user has at least one open connection.
     pub fn is_online(&self, user: &UserId) -> bool {
         self.users.read().expect("hub lock").contains_key(user)

@@ -34,15 +34,21 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// Sends of one connection waiting for their commit at once; more waits for these.
 const IN_FLIGHT: usize = 256;
+/// Queued frames written together before one flush.
+const WRITE_BATCH: usize = 64;
+/// Frames buffered before tungstenite writes them out even without a flush; a batch is
+/// flushed as a whole anyway, this only caps how much one write carries.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// Close code for a connection dropped by the abuse limits (policy violation).
 const CLOSE_POLICY: u16 = 1008;
 
-/// Upgrades to a WebSocket with small buffers: a 4 KiB read buffer and no write buffer
-/// keep an idle connection at a few KiB instead of tungstenite's ~134 KiB default.
+/// Upgrades to a WebSocket with small buffers: a 4 KiB read buffer and a write buffer that
+/// only fills while a batch of queued frames is written keep an idle connection at a few
+/// KiB instead of tungstenite's ~134 KiB default.
 pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let pre = cookie_token(&headers).and_then(|t| state.core.accounts.authenticate(&t).ok());
+    let pre = cookie_token(&headers).and_then(|t| state.core.accounts.authenticate(&t).ok()).map(Box::new);
     ws.read_buffer_size(4096)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(usize::MAX)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
@@ -89,39 +95,22 @@ where
 
 /// One connection from authentication to close. Generic over the socket halves so tests
 /// can drive it without a network.
-pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, pre: Option<(Claims, UserRecord)>)
+///
+/// The session's own future lives as long as the connection, and a future is as large as
+/// its largest state, so everything that is only awaited now and then (opening the
+/// session, handling a frame, writing a batch) is boxed: its state is allocated while it
+/// runs instead of being reserved in every idle connection. With [`AppState`] a single
+/// pointer, that took an idle session's future from ~12 KiB to a few hundred bytes.
+pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, pre: Option<Box<(Claims, UserRecord)>>)
 where
     W: Sink<Message> + Unpin + Send,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
-    let auth = match pre {
-        Some(a) => Some(a),
-        None => authenticate(&state, &mut stream).await,
-    };
-    let Some((claims, user)) = auth else {
-        let _ = sink.send(close_frame(4401, "unauthorized")).await;
-        return;
-    };
-    if state.hub.connections_of(&user.id) >= state.limits.max_ws_per_user {
-        let too_many = error_event("rate_limited", "too many open connections for this account; close one first");
-        let _ = sink.send(Message::Text(too_many)).await;
-        let _ = sink.send(close_frame(CLOSE_POLICY, "too many connections")).await;
-        return;
-    }
+    let Some((conn, mut rx)) = Box::pin(open(&state, &mut sink, &mut stream, pre)).await else { return };
     let mut buckets = WsBuckets::new(state.limits.ws);
-    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(state.core.config.ws_outbound_queue);
-    let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
-    let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
-    let online = ServerEvent::OnlineList { users: state.hub.online_users() }.to_frame();
-    let greeted =
-        sink.send(Message::Text(ready.into())).await.is_ok() && sink.send(Message::Text(online.into())).await.is_ok();
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
-    if !greeted {
-        state.hub.unregister(&conn);
-        return;
-    }
     loop {
         tokio::select! {
             biased;
@@ -138,7 +127,7 @@ where
                 // A write blocked by a client that does not read must not keep the session
                 // from noticing it is being closed.
                 tokio::select! {
-                    sent = sink.send(Message::Text(frame)) => if sent.is_err() { break },
+                    sent = Box::pin(write_queued(&mut sink, frame, &mut rx)) => if sent.is_err() { break },
                     _ = conn.cancel.cancelled() => {}
                 }
             }
@@ -152,8 +141,8 @@ where
                 }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
-                    if handle(&state, &conn, &in_flight, &mut buckets, &text).await.is_break() {
-                        drop_flooder(&mut sink, &mut stream).await;
+                    if Box::pin(handle(&state, &conn, &in_flight, &mut buckets, &text)).await.is_break() {
+                        Box::pin(drop_flooder(&mut sink, &mut stream)).await;
                         break;
                     }
                 }
@@ -163,7 +152,7 @@ where
                         Gate::Pass => conn.send(error_event("invalid_frame", "frames must be JSON text")),
                         Gate::Refused => {}
                         Gate::Drop => {
-                            drop_flooder(&mut sink, &mut stream).await;
+                            Box::pin(drop_flooder(&mut sink, &mut stream)).await;
                             break;
                         }
                     }
@@ -183,6 +172,63 @@ where
     }
     state.hub.unregister(&conn);
     calls::disconnected(&state, &conn);
+}
+
+/// Authenticates (unless the upgrade carried a valid cookie), applies the per-account cap,
+/// registers the connection with the hub and greets it with `ready` and the online list.
+async fn open<W, R>(
+    state: &AppState,
+    sink: &mut W,
+    stream: &mut R,
+    pre: Option<Box<(Claims, UserRecord)>>,
+) -> Option<(Conn, mpsc::Receiver<Utf8Bytes>)>
+where
+    W: Sink<Message> + Unpin + Send,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+{
+    let auth = match pre {
+        Some(a) => Some(*a),
+        None => authenticate(state, stream).await,
+    };
+    let Some((claims, user)) = auth else {
+        let _ = sink.send(close_frame(4401, "unauthorized")).await;
+        return None;
+    };
+    if state.hub.connections_of(&user.id) >= state.limits.max_ws_per_user {
+        let too_many = error_event("rate_limited", "too many open connections for this account; close one first");
+        let _ = sink.send(Message::Text(too_many)).await;
+        let _ = sink.send(close_frame(CLOSE_POLICY, "too many connections")).await;
+        return None;
+    }
+    let (tx, rx) = mpsc::channel::<Utf8Bytes>(state.core.config.ws_outbound_queue);
+    let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
+    let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
+    let online = ServerEvent::OnlineList { users: state.hub.online_users() }.to_frame();
+    let greeted =
+        sink.send(Message::Text(ready.into())).await.is_ok() && sink.send(Message::Text(online.into())).await.is_ok();
+    if !greeted {
+        state.hub.unregister(&conn);
+        return None;
+    }
+    Some((conn, rx))
+}
+
+/// Writes `first` and whatever else is already queued, up to [`WRITE_BATCH`] frames, then
+/// flushes once: under fan-out a burst of frames becomes one TLS record and one write
+/// instead of one of each per frame.
+async fn write_queued<W: Sink<Message> + Unpin>(
+    sink: &mut W,
+    first: Utf8Bytes,
+    rx: &mut mpsc::Receiver<Utf8Bytes>,
+) -> Result<(), W::Error> {
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match rx.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 /// Closes a connection dropped by the rate limits with 1008, then reads (and discards)

@@ -35,13 +35,25 @@ pub async fn connect_pairs(d: &Daemon, pairs: usize, tag: &str) -> anyhow::Resul
     Ok(out)
 }
 
+/// How senders pace themselves.
+#[derive(Clone, Copy)]
+pub enum Pace {
+    /// Closed loop: the next message goes when fewer than this many are unacknowledged.
+    Window(usize),
+    /// Open loop: each sender sends at this many messages per second whatever the acks.
+    Rate(f64),
+}
+
 /// Runs the chat load over connected pairs.
-pub async fn run(pairs: Vec<(Ws, Ws, String)>, per_sender: usize, window: usize) -> anyhow::Result<ChatResult> {
+pub async fn run(pairs: Vec<(Ws, Ws, String)>, per_sender: usize, pace: Pace) -> anyhow::Result<ChatResult> {
     let epoch = Instant::now();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (sender, receiver, to) in pairs {
-        tasks.push(tokio::spawn(send_closed_loop(sender, to, per_sender, window, epoch)));
+        match pace {
+            Pace::Window(w) => tasks.push(tokio::spawn(send_closed_loop(sender, to, per_sender, w, epoch))),
+            Pace::Rate(r) => tasks.push(tokio::spawn(send_open_loop(sender, to, per_sender, r, epoch))),
+        }
         tasks.push(tokio::spawn(receive(receiver, per_sender, epoch)));
     }
     let mut ack = Samples::default();
@@ -94,6 +106,56 @@ pub async fn send_closed_loop(
         }
     }
     Ok(latencies)
+}
+
+/// Sends `count` messages to `to` at `rate` per second on a fixed schedule, whether or
+/// not earlier ones were acked, and returns each ack's latency measured from the time the
+/// message was *due*, so a stall shows up in the figures instead of slowing the load
+/// (no coordinated omission).
+pub async fn send_open_loop(
+    ws: Ws,
+    to: String,
+    count: usize,
+    rate: f64,
+    epoch: Instant,
+) -> anyhow::Result<Vec<Duration>> {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let (mut sink, mut stream) = ws.split();
+    // Senders start spread over one period, not all on the same tick.
+    let start = Instant::now() + period.mul_f64(rand_fraction(&to));
+    let writer = tokio::spawn(async move {
+        for i in 0..count {
+            let due = start + period * i as u32;
+            tokio::time::sleep_until(due.into()).await;
+            let micros = epoch.elapsed().as_micros();
+            let frame = json!({"type": "message:send", "ref": i, "data": {"to": to, "content": format!("t{micros}"), "clientId": format!("lg-{i}")}});
+            sink.send(Message::Text(frame.to_string().into())).await?;
+        }
+        anyhow::Ok(())
+    });
+    let mut latencies = Vec::with_capacity(count);
+    while latencies.len() < count {
+        let msg = tokio::time::timeout(Duration::from_secs(30), stream.next()).await.context("ack timeout")?;
+        if let Some(Message::Text(t)) = msg.transpose()? {
+            let v: Value = serde_json::from_str(&t)?;
+            if v["type"] == "ack" {
+                if v.get("error").is_some() {
+                    bail!("send refused: {v}");
+                }
+                if let Some(i) = v["ref"].as_u64() {
+                    latencies.push((start + period * i as u32).elapsed());
+                }
+            }
+        }
+    }
+    writer.await??;
+    Ok(latencies)
+}
+
+/// A stable fraction in [0, 1) derived from a name, to stagger senders.
+fn rand_fraction(name: &str) -> f64 {
+    let h = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    (h % 1000) as f64 / 1000.0
 }
 
 /// Receives `count` messages and returns each one's send→receive latency.
