@@ -89,3 +89,36 @@ fn history_page_of_50(bencher: divan::Bencher) {
     let f = fixture(10_000);
     bencher.bench(|| f.rt.block_on(f.core.chat.history(&f.b, &Target::User(f.a.clone()), None, 50)).unwrap());
 }
+
+/// 256 appends in flight together, spread over 128 conversations (256 users in pairs), as
+/// the load generator's chat scenario spreads them: compare with `append_256_concurrent`
+/// (one conversation) for what touching many conversations costs a commit.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn append_256_over_128_conversations(bencher: divan::Bencher) {
+    let f = fixture(0);
+    let users: Vec<quickmeet::ids::UserId> = f.rt.block_on(async {
+        let mut v = Vec::new();
+        for i in 0..256 {
+            v.push(f.core.accounts.signup(&format!("pair{i}"), "password1", None).await.unwrap().1.id);
+        }
+        v
+    });
+    bencher.counter(divan::counter::ItemsCount::new(256usize)).bench(|| {
+        f.rt.block_on(async {
+            let mut tasks = Vec::new();
+            for pair in users.chunks(2) {
+                for _ in 0..2 {
+                    let (core, a, b) = (f.core.clone(), pair[0].clone(), pair[1].clone());
+                    tasks.push(tokio::spawn(async move {
+                        core.chat
+                            .send(&a, Target::User(b), SendRequest { content: "x".into(), ..Default::default() })
+                            .await
+                    }));
+                }
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        })
+    });
+}

@@ -118,7 +118,7 @@ impl Files {
             files: self.clone(),
             user: user.clone(),
             original_name: names::sanitize_original_name(original_name.unwrap_or("")),
-            file,
+            file: tokio::io::BufWriter::with_capacity(upload::WRITE_CHUNK, file),
             tmp: TempPath::new(path),
             size: 0,
             reservation: Reservation::new(self.usage.clone(), user.clone(), self.quota),

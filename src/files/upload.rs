@@ -97,12 +97,17 @@ impl Drop for Reservation {
     }
 }
 
+/// Bytes gathered before they go to the temp file. Body chunks arrive a TLS record
+/// (≤ 16 KiB) at a time and every file write is a trip to a blocking thread; writing 1 MiB
+/// at a time keeps that overhead off the upload's throughput for 1 MiB of memory.
+pub(crate) const WRITE_CHUNK: usize = 1024 * 1024;
+
 /// A file being received.
 pub struct Upload {
     pub(crate) files: Files,
     pub(crate) user: UserId,
     pub(crate) original_name: String,
-    pub(crate) file: tokio::fs::File,
+    pub(crate) file: tokio::io::BufWriter<tokio::fs::File>,
     pub(crate) tmp: TempPath,
     pub(crate) size: u64,
     pub(crate) reservation: Reservation,
@@ -130,7 +135,7 @@ impl Upload {
     /// Ends the upload: makes the bytes durable and decides the type from them.
     pub async fn check(mut self) -> Result<Checked> {
         self.file.flush().await?;
-        self.file.sync_all().await?;
+        self.file.get_ref().sync_all().await?;
         let path = self.tmp.path().to_path_buf();
         let detected = tokio::task::spawn_blocking(move || -> Result<Detected> {
             let mut f = std::fs::File::open(&path)?;
