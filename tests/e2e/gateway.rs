@@ -145,10 +145,73 @@ async fn an_idle_session_reserves_little_memory_per_connection() {
     // connections each KiB reserved there is 20 MiB. The rarely-awaited parts are boxed.
     let d = TestDaemon::start().await;
     let state = d.running.as_ref().unwrap().state.clone();
-    let sink = futures_util::sink::drain::<axum::extract::ws::Message>();
-    let stream = futures_util::stream::pending::<Result<axum::extract::ws::Message, axum::Error>>();
-    let session = quickmeet_daemon::ws::session(state, sink, stream, None);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let user = quickmeet::ids::UserId::from("u");
+    let conn = state.hub.register(&user, "jti", tx, tokio_util::sync::CancellationToken::new());
+    let sink = futures_util::sink::drain::<tungstenite::Message>();
+    let stream = futures_util::stream::pending::<Result<tungstenite::Message, tungstenite::Error>>();
+    let session = quickmeet_daemon::ws::session(state.clone(), sink, stream, conn.clone(), rx);
     let size = std::mem::size_of_val(&session);
     eprintln!("an idle session future reserves {size} bytes");
     assert!(size <= 1024, "an idle session future reserves {size} bytes");
+    state.hub.unregister(&conn);
+}
+
+#[tokio::test]
+async fn a_websocket_over_http2_extended_connect_is_greeted_and_chats() {
+    // Browsers that already speak HTTP/2 to the appliance open WebSockets over it with
+    // extended CONNECT (RFC 8441) rather than a new HTTP/1.1 connection.
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let d = TestDaemon::start().await;
+    let (ta, a) = d.user("alice").await;
+    let (tb, b) = d.user("bob").await;
+    let mut alice = d.ws(&ta).await;
+    let mut tls = (*d.tls).clone();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)).connect(name, tcp).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method(hyper::Method::CONNECT)
+        .uri(format!("https://localhost:{}/ws", d.addr.port()))
+        .header("sec-websocket-version", "13")
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let upgraded = hyper::upgrade::on(res).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let auth = json!({"type": "auth", "data": {"token": tb}}).to_string();
+    ws.send(Message::Text(auth.into())).await.unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>, seen: &Vec<String>| loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), futures_util::StreamExt::next(ws))
+            .await
+            .unwrap_or_else(|_| panic!("no frame within 5 s after {seen:?}"))
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = frame {
+            return t.to_string();
+        }
+    };
+    seen.push(next(&mut ws, &seen).await);
+    seen.push(next(&mut ws, &seen).await);
+    alice.send_json(json!({"type": "message:send", "ref": 1, "data": {"to": b, "content": "over h2"}})).await;
+    while !seen.iter().any(|t| t.contains("message:receive")) {
+        let t = next(&mut ws, &seen).await;
+        seen.push(t);
+    }
+    assert!(seen[0].contains("\"type\":\"ready\""), "{seen:?}");
+    assert!(seen[1].contains("users:online-list") && seen[1].contains(&a), "{seen:?}");
+    assert!(seen.iter().any(|t| t.contains("over h2")), "{seen:?}");
 }

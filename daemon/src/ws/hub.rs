@@ -5,7 +5,6 @@
 //! every recipient (`Utf8Bytes` is reference-counted).
 
 use super::events::{ReadNotice, ServerEvent, Typing};
-use axum::extract::ws::Utf8Bytes;
 use quickmeet::calls::{Out, To};
 use quickmeet::chat::{Message, Receipt};
 use quickmeet::ids::{GroupId, UserId};
@@ -15,6 +14,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tungstenite::Utf8Bytes;
 
 /// Identifies one connection.
 pub use quickmeet::calls::ConnId;

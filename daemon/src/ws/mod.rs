@@ -11,13 +11,14 @@ pub mod hub;
 use crate::http::extract::cookie_token;
 use crate::limits::{retry_secs, Verdict, WsBuckets, WsTier};
 use crate::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
 use events::{ack_err, ack_ok, ClientEvent, Incoming, ServerEvent, Typing};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hub::Conn;
+use hyper_util::rt::TokioIo;
 use quickmeet::accounts::UserRecord;
 use quickmeet::auth::Claims;
 use quickmeet::chat::{SendRequest, Target};
@@ -25,7 +26,12 @@ use quickmeet::Error;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
 
 /// Largest frame or message a client may send.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -42,40 +48,117 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// Close code for a connection dropped by the abuse limits (policy violation).
 const CLOSE_POLICY: u16 = 1008;
 
-/// Upgrades to a WebSocket with small buffers: a 4 KiB read buffer and a write buffer that
-/// only fills while a batch of queued frames is written keep an idle connection at a few
-/// KiB instead of tungstenite's ~134 KiB default.
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let pre = cookie_token(&headers).and_then(|t| state.core.accounts.authenticate(&t).ok()).map(Box::new);
-    ws.read_buffer_size(4096)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(usize::MAX)
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket: WebSocket| async move {
-            let (sink, stream) = socket.split();
-            session(state, sink, stream, pre).await
-        })
+/// An upgraded connection as the gateway drives it.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Upgrades to a WebSocket, over HTTP/1.1 (`GET` + `Upgrade: websocket`) or HTTP/2
+/// (extended `CONNECT`, RFC 8441), with small buffers: a 1 KiB read buffer (it grows for a
+/// larger frame) and a write buffer that only fills while a batch of queued frames is
+/// written keep an idle connection at a few KiB instead of tungstenite's ~134 KiB default.
+///
+/// The handshake is done here rather than by axum's `WebSocketUpgrade` because the
+/// greeting needs the raw stream (see [`greet`]).
+pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
+    let accept = match check_handshake(&req) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (StatusCode::UPGRADE_REQUIRED, "this connection cannot be upgraded to a WebSocket").into_response();
+    };
+    let pre = cookie_token(req.headers()).and_then(|t| state.core.accounts.authenticate(&t).ok()).map(Box::new);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(1024)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(MAX_FRAME))
+            .max_frame_size(Some(MAX_FRAME));
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        run(state, ws, pre).await;
+    });
+    match accept {
+        Some(accept) => Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
+            .header(header::UPGRADE, HeaderValue::from_static("websocket"))
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+            .body(Body::empty())
+            .unwrap_or_default(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+/// Checks a WebSocket handshake request; answers the `Sec-WebSocket-Accept` value for
+/// HTTP/1.1 (none for HTTP/2), or the refusal to send.
+fn check_handshake(req: &Request) -> Result<Option<String>, (StatusCode, &'static str)> {
+    let refuse = |status: StatusCode, why: &'static str| Err((status, why));
+    let headers = req.headers();
+    let accept = if req.version() <= Version::HTTP_11 {
+        if req.method() != Method::GET {
+            return refuse(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET");
+        }
+        if !header_has_token(headers, header::CONNECTION, "upgrade") {
+            return refuse(StatusCode::BAD_REQUEST, "Connection header did not include 'upgrade'");
+        }
+        if !header_has_token(headers, header::UPGRADE, "websocket") {
+            return refuse(StatusCode::BAD_REQUEST, "Upgrade header did not include 'websocket'");
+        }
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key header missing");
+        };
+        Some(accept_key(key.as_bytes()))
+    } else {
+        if req.method() != Method::CONNECT {
+            return refuse(StatusCode::METHOD_NOT_ALLOWED, "HTTP/2 WebSocket upgrades use CONNECT");
+        }
+        let protocol = req.extensions().get::<hyper::ext::Protocol>();
+        if protocol.is_none_or(|p| p.as_str() != "websocket") {
+            return refuse(StatusCode::BAD_REQUEST, ":protocol pseudo-header missing or not 'websocket'");
+        }
+        None
+    };
+    if headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v.as_bytes() != b"13") {
+        return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Version header did not include '13'");
+    }
+    Ok(accept)
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
+}
+
+/// `Sec-WebSocket-Accept`: base64(SHA-1(key + the RFC 6455 GUID)).
+fn accept_key(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(key);
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }))
 }
 
-fn is_too_big(e: &axum::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = src {
-        if let Some(t) = err.downcast_ref::<tungstenite::Error>() {
-            return matches!(t, tungstenite::Error::Capacity(_));
-        }
-        src = err.source();
-    }
-    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
+fn is_too_big(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Capacity(_))
 }
 
 async fn authenticate<R>(state: &AppState, stream: &mut R) -> Option<(Claims, UserRecord)>
 where
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     loop {
@@ -93,20 +176,26 @@ where
     }
 }
 
-/// One connection from authentication to close. Generic over the socket halves so tests
-/// can drive it without a network.
+/// One connection from authentication to close.
+pub async fn run(state: AppState, mut ws: Socket, pre: Option<Box<(Claims, UserRecord)>>) {
+    let Some((conn, rx)) = Box::pin(open(&state, &mut ws, pre)).await else { return };
+    let (sink, stream) = ws.split();
+    session(state, sink, stream, conn, rx).await
+}
+
+/// The life of an open, greeted connection. Generic over the socket halves so tests can
+/// drive it without a network.
 ///
 /// The session's own future lives as long as the connection, and a future is as large as
-/// its largest state, so everything that is only awaited now and then (opening the
-/// session, handling a frame, writing a batch) is boxed: its state is allocated while it
-/// runs instead of being reserved in every idle connection. With [`AppState`] a single
-/// pointer, that took an idle session's future from ~12 KiB to a few hundred bytes.
-pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, pre: Option<Box<(Claims, UserRecord)>>)
+/// its largest state, so everything that is only awaited now and then (handling a frame,
+/// writing a batch) is boxed: its state is allocated while it runs instead of being
+/// reserved in every idle connection. With [`AppState`] a single pointer, that took an idle
+/// session's future from ~12 KiB to a few hundred bytes.
+pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, conn: Conn, mut rx: mpsc::Receiver<Utf8Bytes>)
 where
     W: Sink<Message> + Unpin + Send,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
 {
-    let Some((conn, mut rx)) = Box::pin(open(&state, &mut sink, &mut stream, pre)).await else { return };
     let mut buckets = WsBuckets::new(state.limits.ws);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
@@ -157,7 +246,8 @@ where
                         }
                     }
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+                // Raw frames never come out of a read; pings are answered by tungstenite.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => last_heard = Instant::now(),
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
@@ -176,41 +266,66 @@ where
 
 /// Authenticates (unless the upgrade carried a valid cookie), applies the per-account cap,
 /// registers the connection with the hub and greets it with `ready` and the online list.
-async fn open<W, R>(
+async fn open(
     state: &AppState,
-    sink: &mut W,
-    stream: &mut R,
+    ws: &mut Socket,
     pre: Option<Box<(Claims, UserRecord)>>,
-) -> Option<(Conn, mpsc::Receiver<Utf8Bytes>)>
-where
-    W: Sink<Message> + Unpin + Send,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
-{
+) -> Option<(Conn, mpsc::Receiver<Utf8Bytes>)> {
     let auth = match pre {
         Some(a) => Some(*a),
-        None => authenticate(state, stream).await,
+        None => authenticate(state, ws).await,
     };
     let Some((claims, user)) = auth else {
-        let _ = sink.send(close_frame(4401, "unauthorized")).await;
+        let _ = ws.send(close_frame(4401, "unauthorized")).await;
         return None;
     };
     if state.hub.connections_of(&user.id) >= state.limits.max_ws_per_user {
         let too_many = error_event("rate_limited", "too many open connections for this account; close one first");
-        let _ = sink.send(Message::Text(too_many)).await;
-        let _ = sink.send(close_frame(CLOSE_POLICY, "too many connections")).await;
+        let _ = ws.send(Message::Text(too_many)).await;
+        let _ = ws.send(close_frame(CLOSE_POLICY, "too many connections")).await;
         return None;
     }
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(state.core.config.ws_outbound_queue);
     let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
     let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
     let online = ServerEvent::OnlineList { users: state.hub.online_users() }.to_frame();
-    let greeted =
-        sink.send(Message::Text(ready.into())).await.is_ok() && sink.send(Message::Text(online.into())).await.is_ok();
-    if !greeted {
+    if greet(ws, &[&ready, &online]).await.is_err() {
         state.hub.unregister(&conn);
         return None;
     }
     Some((conn, rx))
+}
+
+/// Writes the greeting frames straight to the stream, past tungstenite. Its write buffer
+/// keeps the capacity of the largest frame it ever wrote for the life of the connection,
+/// and the online list grows with everyone online (~39 bytes each): written through
+/// tungstenite, 500 people online cost every connection ~20 KiB for as long as it is open.
+async fn greet(ws: &mut Socket, frames: &[&str]) -> std::io::Result<()> {
+    // Nothing of tungstenite's (a pong to a ping during authentication) may be half-written.
+    ws.flush().await.map_err(std::io::Error::other)?;
+    let io = ws.get_mut();
+    for text in frames {
+        io.write_all(&text_frame_header(text.len())).await?;
+        io.write_all(text.as_bytes()).await?;
+    }
+    io.flush().await
+}
+
+/// The header of an unmasked, final text frame of `len` bytes (RFC 6455 §5.2).
+fn text_frame_header(len: usize) -> Vec<u8> {
+    let mut h = vec![0x81];
+    match len {
+        0..=125 => h.push(len as u8),
+        126..=0xffff => {
+            h.push(126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(127);
+            h.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    h
 }
 
 /// Writes `first` and whatever else is already queued, up to [`WRITE_BATCH`] frames, then
@@ -237,7 +352,7 @@ async fn write_queued<W: Sink<Message> + Unpin>(
 async fn drop_flooder<W, R>(sink: &mut W, stream: &mut R)
 where
     W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let _ = sink.send(close_frame(CLOSE_POLICY, "rate limited")).await;
     let drain = async {
