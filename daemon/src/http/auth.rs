@@ -27,8 +27,18 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SignupRequest {
+    /// 3–32 letters, digits, `_`, `.` or `-`.
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]+$")]
     username: String,
+    /// 8–256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     password: String,
+    /// 1–64 visible characters (surrounding spaces are trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*\S[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     display_name: Option<String>,
 }
 

@@ -25,8 +25,18 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
+    /// 1–64 visible characters (surrounding spaces are trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*\S[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
     description: Option<String>,
+    /// Existing users' ids; the creator is added as admin.
+    #[schema(max_items = 999)]
     members: Option<Vec<UserId>>,
 }
 

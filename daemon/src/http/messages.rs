@@ -29,7 +29,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SendDmRequest {
     to: UserId,
+    /// Up to 10,000 characters; required (not blank) for text messages.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     content: String,
     kind: Option<Kind>,
     file_id: Option<FileId>,
@@ -40,7 +42,9 @@ pub struct SendDmRequest {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SendGroupRequest {
     group_id: GroupId,
+    /// Up to 10,000 characters; required (not blank) for text messages.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     content: String,
     kind: Option<Kind>,
     file_id: Option<FileId>,

@@ -31,6 +31,7 @@ pub struct UsersResponse {
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// 1–64 characters, matched against username and display name.
+    #[param(min_length = 1, max_length = 64)]
     q: String,
 }
 
