@@ -85,7 +85,7 @@ pub async fn start(data_dir: &Path, client_tls: Arc<rustls::ClientConfig>) -> an
     Ok(Relay { port, tls: client_tls, task })
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::client::Ws;
 
 impl Relay {
     pub async fn connect(&self, id: u32) -> anyhow::Result<Ws> {

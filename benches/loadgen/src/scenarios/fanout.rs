@@ -3,7 +3,7 @@
 //! the bare relay gives the baseline.
 
 use super::baseline::Relay;
-use crate::client::Daemon;
+use crate::client::{Daemon, Ws};
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -56,52 +56,19 @@ pub async fn daemon(
         }
     }
     let cpu0 = d.cpu_secs();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for mut r in receivers {
-        tasks.push(tokio::spawn(async move {
-            let mut got = 0u64;
-            while got < messages as u64 {
-                match tokio::time::timeout(Duration::from_secs(60), r.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t.contains("message:group:receive") => got += 1,
-                    Ok(Some(Ok(_))) => {}
-                    _ => break,
-                }
-            }
-            got
-        }));
-    }
-    for (mut s, gid) in senders {
-        tasks.push(tokio::spawn(async move {
-            let mut inflight = 0usize;
-            let mut sent = 0usize;
-            let mut acked = 0usize;
-            while acked < messages {
-                while sent < messages && inflight < window {
-                    let f = json!({"type": "message:group:send", "ref": sent + 1, "data": {"groupId": gid, "content": format!("fan {sent}")}});
-                    if s.send(Message::Text(f.to_string().into())).await.is_err() {
-                        return 0;
-                    }
-                    sent += 1;
-                    inflight += 1;
-                }
-                match tokio::time::timeout(Duration::from_secs(60), s.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t.contains("\"ack\"") => {
-                        inflight -= 1;
-                        acked += 1;
-                    }
-                    Ok(Some(Ok(_))) => {}
-                    _ => return 0,
-                }
-            }
-            0
-        }));
-    }
-    let mut delivered = 0;
-    for t in tasks {
-        delivered += t.await?;
-    }
-    let elapsed = start.elapsed();
+    let senders = senders
+        .into_iter()
+        .map(|(ws, gid)| {
+            let frame: Frame = Box::new(move |n| {
+                json!({"type": "message:group:send", "ref": n + 1, "data": {"groupId": gid, "content": format!("fan {n}")}})
+                    .to_string()
+            });
+            (ws, frame)
+        })
+        .collect();
+    let is_ack = |t: &str| t.contains("\"ack\"");
+    let is_delivery = |t: &str| t.contains("message:group:receive");
+    let (delivered, elapsed) = drive(receivers, senders, messages, window, is_ack, is_delivery).await?;
     Ok(FanoutResult { delivered, elapsed, daemon_cpu: (d.cpu_secs() - cpu0) / elapsed.as_secs_f64() })
 }
 
@@ -113,7 +80,6 @@ pub async fn baseline(
     messages: usize,
     window: usize,
 ) -> anyhow::Result<FanoutResult> {
-    let mut tasks = Vec::new();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
     for g in 0..groups as u32 {
@@ -125,13 +91,40 @@ pub async fn baseline(
         }
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
+    let senders = senders
+        .into_iter()
+        .map(|(ws, targets)| {
+            let frame: Frame =
+                Box::new(move |n| format!("{targets}|{{\"type\":\"message:group:receive\",\"data\":{{\"n\":{n}}}}}"));
+            (ws, frame)
+        })
+        .collect();
+    let (delivered, elapsed) = drive(receivers, senders, messages, window, |t| t == "ack", |_| true).await?;
+    Ok(FanoutResult { delivered, elapsed, daemon_cpu: 0.0 })
+}
+
+/// The `n`th frame a sender sends.
+type Frame = Box<dyn Fn(usize) -> String + Send>;
+
+/// One fan-out run, the same for the daemon and the relay: every sender keeps `window`
+/// frames in flight until `messages` are acked; every receiver counts its deliveries.
+/// Returns the frames delivered and the time taken.
+async fn drive(
+    receivers: Vec<Ws>,
+    senders: Vec<(Ws, Frame)>,
+    messages: usize,
+    window: usize,
+    is_ack: fn(&str) -> bool,
+    is_delivery: fn(&str) -> bool,
+) -> anyhow::Result<(u64, Duration)> {
     let start = Instant::now();
+    let mut tasks = Vec::new();
     for mut r in receivers {
         tasks.push(tokio::spawn(async move {
             let mut got = 0u64;
             while got < messages as u64 {
                 match tokio::time::timeout(Duration::from_secs(60), r.next()).await {
-                    Ok(Some(Ok(Message::Text(_)))) => got += 1,
+                    Ok(Some(Ok(Message::Text(t)))) if is_delivery(&t) => got += 1,
                     Ok(Some(Ok(_))) => {}
                     _ => break,
                 }
@@ -139,20 +132,19 @@ pub async fn baseline(
             got
         }));
     }
-    for (mut s, targets) in senders {
+    for (mut s, frame) in senders {
         tasks.push(tokio::spawn(async move {
             let (mut sent, mut acked, mut inflight) = (0usize, 0usize, 0usize);
             while acked < messages {
                 while sent < messages && inflight < window {
-                    let body = format!("{targets}|{{\"type\":\"message:group:receive\",\"data\":{{\"n\":{sent}}}}}");
-                    if s.send(Message::Text(body.into())).await.is_err() {
+                    if s.send(Message::Text(frame(sent).into())).await.is_err() {
                         return 0;
                     }
                     sent += 1;
                     inflight += 1;
                 }
                 match tokio::time::timeout(Duration::from_secs(60), s.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "ack" => {
+                    Ok(Some(Ok(Message::Text(t)))) if is_ack(&t) => {
                         inflight -= 1;
                         acked += 1;
                     }
@@ -167,5 +159,5 @@ pub async fn baseline(
     for t in tasks {
         delivered += t.await?;
     }
-    Ok(FanoutResult { delivered, elapsed: start.elapsed(), daemon_cpu: 0.0 })
+    Ok((delivered, start.elapsed()))
 }
