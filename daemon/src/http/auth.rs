@@ -74,7 +74,7 @@ fn with_cookie(state: &AppState, status: StatusCode, token: String, user: User) 
 #[utoipa::path(post, path = "/api/auth/signup", request_body = SignupRequest, tag = "auth",
     responses((status = 201, body = AuthResponse), (status = 400, body = ErrorBody),
               (status = 403, body = ErrorBody, description = "registration is closed"),
-              (status = 409, body = ErrorBody, description = "username taken")))]
+              (status = 409, body = ErrorBody, description = "username taken"), (status = 413, body = ErrorBody)))]
 async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<Response> {
     if state.core.config.registration == Registration::Closed {
         return Err(Error::Forbidden(
@@ -91,7 +91,7 @@ async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupReque
 /// Log in; a wrong username and a wrong password get the same 401.
 #[utoipa::path(post, path = "/api/auth/login", request_body = LoginRequest, tag = "auth",
     responses((status = 200, body = AuthResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody, description = "account disabled")))]
+              (status = 403, body = ErrorBody, description = "account disabled"), (status = 413, body = ErrorBody)))]
 async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
     let (token, rec) = state.core.accounts.login(&req.username, &req.password).await?;
     let user = state.public_user(&rec);

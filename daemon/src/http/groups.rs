@@ -58,7 +58,7 @@ pub struct GroupsResponse {
 
 /// Create a group; the creator is its admin and a member.
 #[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = CreateGroupRequest, security(("bearer" = [])),
-    responses((status = 201, body = GroupResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = GroupResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -112,7 +112,7 @@ async fn leave(
 
 /// Add a member (group admin only).
 #[utoipa::path(post, path = "/api/groups/{id}/add-member", tag = "groups", params(("id" = String, Path)), request_body = AddMemberRequest, security(("bearer" = [])),
-    responses((status = 200, body = GroupResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GroupResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn add_member(
     State(state): State<AppState>,
     auth: AuthUser,

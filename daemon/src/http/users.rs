@@ -81,7 +81,7 @@ async fn one(State(state): State<AppState>, _auth: AuthUser, Path(id): Path<Stri
 
 /// Change the caller's display name and/or avatar colour.
 #[utoipa::path(put, path = "/api/users/profile", tag = "users", request_body = ProfileRequest, security(("bearer" = [])),
-    responses((status = 200, body = UserResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = UserResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn profile(
     State(state): State<AppState>,
     auth: AuthUser,
