@@ -92,17 +92,8 @@ pub async fn send_closed_loop(
             ws.send(Message::Text(frame.to_string().into())).await?;
             next += 1;
         }
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("ack timeout")?;
-        if let Some(Message::Text(t)) = msg.transpose()? {
-            let v: Value = serde_json::from_str(&t)?;
-            if v["type"] == "ack" {
-                if v.get("error").is_some() {
-                    bail!("send refused: {v}");
-                }
-                if let Some(at) = v["ref"].as_u64().and_then(|r| sent_at.remove(&r)) {
-                    latencies.push(at.elapsed());
-                }
-            }
+        if let Some(at) = next_ack(&mut ws).await?.and_then(|r| sent_at.remove(&r)) {
+            latencies.push(at.elapsed());
         }
     }
     Ok(latencies)
@@ -135,21 +126,30 @@ pub async fn send_open_loop(
     });
     let mut latencies = Vec::with_capacity(count);
     while latencies.len() < count {
-        let msg = tokio::time::timeout(Duration::from_secs(30), stream.next()).await.context("ack timeout")?;
-        if let Some(Message::Text(t)) = msg.transpose()? {
-            let v: Value = serde_json::from_str(&t)?;
-            if v["type"] == "ack" {
-                if v.get("error").is_some() {
-                    bail!("send refused: {v}");
-                }
-                if let Some(i) = v["ref"].as_u64() {
-                    latencies.push((start + period * i as u32).elapsed());
-                }
-            }
+        if let Some(i) = next_ack(&mut stream).await? {
+            latencies.push((start + period * i as u32).elapsed());
         }
     }
     writer.await??;
     Ok(latencies)
+}
+
+/// Reads the next frame: the `ref` of a successful ack, `None` for any other frame; an
+/// ack with an error ends the run.
+async fn next_ack<S>(stream: &mut S) -> anyhow::Result<Option<u64>>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let msg = tokio::time::timeout(Duration::from_secs(30), stream.next()).await.context("ack timeout")?;
+    let Some(Message::Text(t)) = msg.transpose()? else { return Ok(None) };
+    let v: Value = serde_json::from_str(&t)?;
+    if v["type"] != "ack" {
+        return Ok(None);
+    }
+    if v.get("error").is_some() {
+        bail!("send refused: {v}");
+    }
+    Ok(v["ref"].as_u64())
 }
 
 /// A stable fraction in [0, 1) derived from a name, to stagger senders.
