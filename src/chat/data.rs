@@ -12,7 +12,7 @@ use super::{Draft, Message, Target};
 use crate::error::{Error, Result};
 use crate::ids::{MessageId, UserId};
 use crate::store::{from_cell, to_cell, Store};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
@@ -62,54 +62,85 @@ pub fn last_seq(store: &Store) -> Result<u64> {
     Ok(last)
 }
 
-/// Appends one message inside the writer's batch transaction, or returns the message an
-/// earlier send with the same `clientId` stored (`false` = not new).
-pub fn append(tx: &WriteTransaction, seq: &mut u64, draft: &Draft) -> Result<(Message, bool)> {
-    let from = draft.from.as_str();
-    if let Some(cid) = &draft.client_id {
-        let existing = tx.open_table(SENDER_CLIENTID_SEQ)?.get((from, cid.as_str()))?.map(|v| v.value());
-        if let Some(old) = existing {
-            let msgs = tx.open_table(SEQ_MESSAGE)?;
-            let cell = msgs.get(old)?.ok_or_else(|| Error::Internal("idempotency index points nowhere".into()))?;
-            return Ok((from_cell(cell.value())?, false));
+/// The tables a batch of appends writes, opened once per transaction: opening a table in a
+/// write transaction and closing it again updates the table directory, which would cost
+/// every message several extra tree writes.
+pub(crate) struct Appender<'tx> {
+    tx: &'tx WriteTransaction,
+    messages: Table<'tx, u64, &'static [u8]>,
+    ids: Table<'tx, &'static str, u64>,
+    convs: Table<'tx, (&'static str, u64), &'static str>,
+    client_ids: Table<'tx, (&'static str, &'static str), u64>,
+    peers: Table<'tx, (&'static str, &'static str), u64>,
+}
+
+impl<'tx> Appender<'tx> {
+    pub(crate) fn new(tx: &'tx WriteTransaction) -> Result<Appender<'tx>> {
+        Ok(Appender {
+            tx,
+            messages: tx.open_table(SEQ_MESSAGE)?,
+            ids: tx.open_table(MESSAGEID_SEQ)?,
+            convs: tx.open_table(CONV_SEQ_SENDER)?,
+            client_ids: tx.open_table(SENDER_CLIENTID_SEQ)?,
+            peers: tx.open_table(USER_PEER_LASTSEQ)?,
+        })
+    }
+
+    /// The highest sequence number stored (0 when empty).
+    pub(crate) fn last_seq(&self) -> Result<u64> {
+        Ok(self.messages.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+
+    /// Appends one message, or returns the message an earlier send with the same
+    /// `clientId` stored (`false` = not new). `seq` is the last sequence number in use.
+    pub(crate) fn append(&mut self, seq: &mut u64, draft: &Draft) -> Result<(Message, bool)> {
+        let from = draft.from.as_str();
+        if let Some(cid) = &draft.client_id {
+            let existing = self.client_ids.get((from, cid.as_str()))?.map(|v| v.value());
+            if let Some(old) = existing {
+                let cell = self
+                    .messages
+                    .get(old)?
+                    .ok_or_else(|| Error::Internal("idempotency index points nowhere".into()))?;
+                return Ok((from_cell(cell.value())?, false));
+            }
         }
+        *seq += 1;
+        let msg = Message {
+            id: MessageId::generate(),
+            from: draft.from.clone(),
+            to: match &draft.target {
+                Target::User(u) => Some(u.clone()),
+                Target::Group(_) => None,
+            },
+            group_id: match &draft.target {
+                Target::Group(g) => Some(g.clone()),
+                Target::User(_) => None,
+            },
+            kind: draft.kind,
+            content: draft.content.clone(),
+            file: draft.file.clone(),
+            client_id: draft.client_id.clone(),
+            created_at: crate::clock::now_rfc3339(),
+            read_at: None,
+            read_by: None,
+        };
+        let conv = conv_key(&draft.target, &draft.from);
+        self.messages.insert(*seq, to_cell(&msg)?.as_slice())?;
+        self.ids.insert(msg.id.as_str(), *seq)?;
+        self.convs.insert((conv.as_str(), *seq), from)?;
+        if let Some(cid) = &draft.client_id {
+            self.client_ids.insert((from, cid.as_str()), *seq)?;
+        }
+        if let Some(f) = &draft.file {
+            crate::files::data::record_posted(self.tx, f.id.as_str(), &conv, *seq)?;
+        }
+        if let Target::User(to) = &draft.target {
+            self.peers.insert((from, to.as_str()), *seq)?;
+            self.peers.insert((to.as_str(), from), *seq)?;
+        }
+        Ok((msg, true))
     }
-    *seq += 1;
-    let msg = Message {
-        id: MessageId::generate(),
-        from: draft.from.clone(),
-        to: match &draft.target {
-            Target::User(u) => Some(u.clone()),
-            Target::Group(_) => None,
-        },
-        group_id: match &draft.target {
-            Target::Group(g) => Some(g.clone()),
-            Target::User(_) => None,
-        },
-        kind: draft.kind,
-        content: draft.content.clone(),
-        file: draft.file.clone(),
-        client_id: draft.client_id.clone(),
-        created_at: crate::clock::now_rfc3339(),
-        read_at: None,
-        read_by: None,
-    };
-    let conv = conv_key(&draft.target, &draft.from);
-    tx.open_table(SEQ_MESSAGE)?.insert(*seq, to_cell(&msg)?.as_slice())?;
-    tx.open_table(MESSAGEID_SEQ)?.insert(msg.id.as_str(), *seq)?;
-    tx.open_table(CONV_SEQ_SENDER)?.insert((conv.as_str(), *seq), from)?;
-    if let Some(cid) = &draft.client_id {
-        tx.open_table(SENDER_CLIENTID_SEQ)?.insert((from, cid.as_str()), *seq)?;
-    }
-    if let Some(f) = &draft.file {
-        crate::files::data::record_posted(tx, f.id.as_str(), &conv, *seq)?;
-    }
-    if let Target::User(to) = &draft.target {
-        let mut peers = tx.open_table(USER_PEER_LASTSEQ)?;
-        peers.insert((from, to.as_str()), *seq)?;
-        peers.insert((to.as_str(), from), *seq)?;
-    }
-    Ok((msg, true))
 }
 
 /// Reads a set of messages by sequence number, in the order given. A file message whose

@@ -6,7 +6,6 @@
 use super::{data, Draft, Message};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use redb::ReadableTable;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most appends committed in one transaction.
@@ -67,11 +66,13 @@ pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::Join
 fn commit_batch(store: &Store, seq: &mut Option<u64>, batch: &mut Vec<Append>) {
     let outcome = (|| -> Result<(u64, Vec<Appended>)> {
         let tx = store.begin_write()?;
+        let mut appender = data::Appender::new(&tx)?;
         let mut next = match *seq {
             Some(s) => s,
-            None => tx.open_table(data::SEQ_MESSAGE)?.last()?.map(|(k, _)| k.value()).unwrap_or(0),
+            None => appender.last_seq()?,
         };
-        let results = batch.iter().map(|a| data::append(&tx, &mut next, &a.draft)).collect();
+        let results = batch.iter().map(|a| appender.append(&mut next, &a.draft)).collect();
+        drop(appender);
         tx.commit()?;
         Ok((next, results))
     })();
