@@ -46,7 +46,8 @@ use std::sync::Arc;
 /// The version reported by `/api/health` and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Creates every table (schema version 1).
+/// Creates every table (the current schema; a migration step may call it again, it only
+/// creates what is missing).
 pub(crate) fn create_tables(tx: &redb::WriteTransaction) -> Result<()> {
     tx.open_table(accounts::USERID_USER)?;
     tx.open_table(accounts::USERNAME_USERID)?;
@@ -58,6 +59,8 @@ pub(crate) fn create_tables(tx: &redb::WriteTransaction) -> Result<()> {
     tx.open_table(chat::data::SENDER_CLIENTID_SEQ)?;
     tx.open_table(chat::data::USER_PEER_LASTSEQ)?;
     tx.open_table(chat::data::READER_CONV_READSEQ)?;
+    tx.open_table(chat::data::RECENT_SEQ_CONV_SENDER)?;
+    tx.open_table(chat::data::MERGING_SEQ_CONV_SENDER)?;
     tx.open_table(files::data::FILEID_FILE)?;
     tx.open_table(files::data::FILEID_CONV_SEQ)?;
     Ok(())

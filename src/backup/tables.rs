@@ -19,9 +19,10 @@ pub(crate) enum Kind {
     U64Bytes,
     StrU64ToStr,
     StrStrToU64,
+    U64ToStrStr,
 }
 
-/// Every table of schema version 1 and its kind. `meta_u64` is left out on purpose: the
+/// Every table of the current schema and its kind. `meta_u64` is left out on purpose: the
 /// schema version travels in the manifest and a restore writes its own.
 pub(crate) const TABLES: &[(&str, Kind)] = &[
     ("userid_user", Kind::StrBytes),
@@ -36,6 +37,8 @@ pub(crate) const TABLES: &[(&str, Kind)] = &[
     ("reader_conv_readseq", Kind::StrStrToU64),
     ("fileid_file", Kind::StrBytes),
     ("fileid_conv_seq", Kind::StrStrToU64),
+    ("recent_seq_conv_sender", Kind::U64ToStrStr),
+    ("merging_seq_conv_sender", Kind::U64ToStrStr),
 ];
 
 /// Tables that exist but are not data.
@@ -72,6 +75,7 @@ pub(crate) fn dump(tx: &ReadTransaction, name: &str, kind: Kind, out: &mut impl 
         Kind::U64Bytes => rows!(u64, &[u8], |k, v| json!([k, b64(v)])),
         Kind::StrU64ToStr => rows!((&str, u64), &str, |k, v| json!([[k.0, k.1], v])),
         Kind::StrStrToU64 => rows!((&str, &str), u64, |k, v| json!([[k.0, k.1], v])),
+        Kind::U64ToStrStr => rows!(u64, (&str, &str), |k, v| json!([k, [v.0, v.1]])),
     }
     Ok(n)
 }
@@ -128,6 +132,10 @@ pub(crate) fn load(tx: &WriteTransaction, name: &str, kind: Kind, input: impl Bu
         }),
         Kind::StrStrToU64 => rows!((&str, &str), u64, |t, k, v| match (s(&k[0]), s(&k[1]), u(v)) {
             (Some(a), Some(b), Some(v)) => t.insert((a.as_str(), b.as_str()), v).map(|_| true)?,
+            _ => false,
+        }),
+        Kind::U64ToStrStr => rows!(u64, (&str, &str), |t, k, v| match (u(k), s(&v[0]), s(&v[1])) {
+            (Some(k), Some(a), Some(b)) => t.insert(k, (a.as_str(), b.as_str())).map(|_| true)?,
             _ => false,
         }),
     }

@@ -4,15 +4,29 @@
 //! - `messageid_seq`: message id → seq (for `before` and `since` cursors);
 //! - `conv_seq_sender`: (conversation, seq) → sender id: one index per DM pair or group,
 //!   enough to page history and count unread without loading message bodies;
+//! - `recent_seq_conv_sender`: seq → (conversation, sender) of the newest messages, not yet
+//!   merged into `conv_seq_sender` and `user_peer_lastseq` (see below);
 //! - `sender_clientid_seq`: (sender, clientId) → seq, the idempotency index;
 //! - `user_peer_lastseq`: (user, peer) → last seq of their DM, listing a user's DMs;
 //! - `reader_conv_readseq`: (reader, conversation) → the seq read up to.
+//!
+//! Why `recent_seq_conv_sender`: a batch of messages spread over many conversations would
+//! dirty one leaf page per conversation in the per-conversation indexes, and every commit
+//! copies and fsyncs each dirty page. So a batch only appends to the sequential `recent`
+//! table. Once it holds [`MERGE_AT`] entries it is renamed `merging_seq_conv_sender` and a
+//! fresh `recent` table starts; the writer then moves the merging entries into the indexes
+//! in conversation order, a slice along with each following batch, so each conversation's
+//! leaf is written about once per merge, no batch carries a whole merge, and the table is
+//! dropped when the last slice is in. Readers see all three through one [`Snapshot`],
+//! counting an entry found both in an index and in `merging` once.
 
 use super::{Draft, Message, Target};
 use crate::error::{Error, Result};
 use crate::ids::{MessageId, UserId};
-use crate::store::{from_cell, to_cell, Store};
-use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use crate::store::{from_cell, to_cell, ReadTx, Store};
+use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap};
 
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
@@ -20,6 +34,17 @@ pub(crate) const CONV_SEQ_SENDER: TableDefinition<(&str, u64), &str> = TableDefi
 pub(crate) const SENDER_CLIENTID_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_clientid_seq");
 pub(crate) const USER_PEER_LASTSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("user_peer_lastseq");
 pub(crate) const READER_CONV_READSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("reader_conv_readseq");
+pub(crate) const RECENT_SEQ_CONV_SENDER: TableDefinition<u64, (&str, &str)> =
+    TableDefinition::new("recent_seq_conv_sender");
+pub(crate) const MERGING_SEQ_CONV_SENDER: TableDefinition<u64, (&str, &str)> =
+    TableDefinition::new("merging_seq_conv_sender");
+
+/// Recent entries that start a merge into the per-conversation indexes. Small in unit
+/// tests, so that every chat test runs across merges.
+pub(crate) const MERGE_AT: u64 = if cfg!(test) { 7 } else { 2048 };
+/// Fewest entries merged along with each batch while a merge is under way (at least twice
+/// the batch's own appends are merged, so a merge always ends before the next is due).
+const MERGE_SLICE: usize = if cfg!(test) { 3 } else { 256 };
 
 /// The conversation key of a DM pair (order-independent) or a group.
 pub fn conv_key(target: &Target, from: &UserId) -> String {
@@ -54,12 +79,81 @@ pub(crate) fn parse_conv(key: &str) -> Option<Conv<'_>> {
     key.strip_prefix("g:").map(Conv::Group)
 }
 
-/// The highest sequence number in use (0 when empty).
-pub fn last_seq(store: &Store) -> Result<u64> {
-    let tx = store.begin_read()?;
-    let t = tx.open_table(SEQ_MESSAGE)?;
-    let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
-    Ok(last)
+/// A merge under way: the merging entries as (conversation, seq, sender), sorted, and how
+/// many of them are in the indexes already.
+#[derive(Debug, Default)]
+pub(crate) struct Merge {
+    rows: Vec<(String, u64, String)>,
+    done: usize,
+}
+
+/// Where the message writer stands: the last sequence number in use, how many appends wait
+/// in the recent table, and the merge under way, if any.
+#[derive(Debug)]
+pub(crate) struct Position {
+    pub last_seq: u64,
+    pub unmerged: u64,
+    pub merge: Option<Merge>,
+}
+
+fn sorted_rows(t: &impl ReadableTable<u64, (&'static str, &'static str)>) -> Result<Vec<(String, u64, String)>> {
+    let mut rows = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        let (conv, sender) = v.value();
+        rows.push((conv.to_string(), k.value(), sender.to_string()));
+    }
+    rows.sort_unstable();
+    Ok(rows)
+}
+
+impl Position {
+    /// Reads the writer's position from the database (at start, and after a failed commit).
+    /// A merge a restart interrupted starts over: inserting an entry twice changes nothing.
+    pub(crate) fn read(tx: &WriteTransaction) -> Result<Position> {
+        let last_seq = tx.open_table(SEQ_MESSAGE)?.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+        let unmerged = tx.open_table(RECENT_SEQ_CONV_SENDER)?.len()?;
+        let merging = sorted_rows(&tx.open_table(MERGING_SEQ_CONV_SENDER)?)?;
+        let merge = (!merging.is_empty()).then_some(Merge { rows: merging, done: 0 });
+        Ok(Position { last_seq, unmerged, merge })
+    }
+
+    /// The merge work that goes with a batch of `appends`: starts a merge when the recent
+    /// table is full and none is under way, and moves the next slice of the one under way
+    /// into the indexes, dropping the merging table after the last.
+    pub(crate) fn merge_step(&mut self, tx: &WriteTransaction, appends: usize) -> Result<()> {
+        if self.merge.is_none() && self.unmerged >= MERGE_AT {
+            // The merging table is there, empty, between merges.
+            tx.delete_table(MERGING_SEQ_CONV_SENDER)?;
+            tx.rename_table(RECENT_SEQ_CONV_SENDER, MERGING_SEQ_CONV_SENDER)?;
+            tx.open_table(RECENT_SEQ_CONV_SENDER)?;
+            self.merge = Some(Merge { rows: sorted_rows(&tx.open_table(MERGING_SEQ_CONV_SENDER)?)?, done: 0 });
+            self.unmerged = 0;
+        }
+        let Some(m) = self.merge.as_mut() else { return Ok(()) };
+        let end = (m.done + MERGE_SLICE.max(2 * appends)).min(m.rows.len());
+        {
+            let mut convs = tx.open_table(CONV_SEQ_SENDER)?;
+            let mut peers = tx.open_table(USER_PEER_LASTSEQ)?;
+            for i in m.done..end {
+                let (conv, seq, sender) = &m.rows[i];
+                convs.insert((conv.as_str(), *seq), sender.as_str())?;
+                let last_of_conv = m.rows.get(i + 1).is_none_or(|next| next.0 != *conv);
+                if let (true, Some(Conv::Dm(a, b))) = (last_of_conv, parse_conv(conv)) {
+                    peers.insert((a, b), *seq)?;
+                    peers.insert((b, a), *seq)?;
+                }
+            }
+        }
+        m.done = end;
+        if m.done == m.rows.len() {
+            // Dropping the table frees its pages at once, where deleting rows rebalances.
+            tx.delete_table(MERGING_SEQ_CONV_SENDER)?;
+            tx.open_table(MERGING_SEQ_CONV_SENDER)?;
+            self.merge = None;
+        }
+        Ok(())
+    }
 }
 
 /// The tables a batch of appends writes, opened once per transaction: opening a table in a
@@ -69,9 +163,8 @@ pub(crate) struct Appender<'tx> {
     tx: &'tx WriteTransaction,
     messages: Table<'tx, u64, &'static [u8]>,
     ids: Table<'tx, &'static str, u64>,
-    convs: Table<'tx, (&'static str, u64), &'static str>,
     client_ids: Table<'tx, (&'static str, &'static str), u64>,
-    peers: Table<'tx, (&'static str, &'static str), u64>,
+    recent: Table<'tx, u64, (&'static str, &'static str)>,
 }
 
 impl<'tx> Appender<'tx> {
@@ -80,15 +173,9 @@ impl<'tx> Appender<'tx> {
             tx,
             messages: tx.open_table(SEQ_MESSAGE)?,
             ids: tx.open_table(MESSAGEID_SEQ)?,
-            convs: tx.open_table(CONV_SEQ_SENDER)?,
             client_ids: tx.open_table(SENDER_CLIENTID_SEQ)?,
-            peers: tx.open_table(USER_PEER_LASTSEQ)?,
+            recent: tx.open_table(RECENT_SEQ_CONV_SENDER)?,
         })
-    }
-
-    /// The highest sequence number stored (0 when empty).
-    pub(crate) fn last_seq(&self) -> Result<u64> {
-        Ok(self.messages.last()?.map(|(k, _)| k.value()).unwrap_or(0))
     }
 
     /// Appends one message, or returns the message an earlier send with the same
@@ -128,90 +215,166 @@ impl<'tx> Appender<'tx> {
         let conv = conv_key(&draft.target, &draft.from);
         self.messages.insert(*seq, to_cell(&msg)?.as_slice())?;
         self.ids.insert(msg.id.as_str(), *seq)?;
-        self.convs.insert((conv.as_str(), *seq), from)?;
+        self.recent.insert(*seq, (conv.as_str(), from))?;
         if let Some(cid) = &draft.client_id {
             self.client_ids.insert((from, cid.as_str()), *seq)?;
         }
         if let Some(f) = &draft.file {
             crate::files::data::record_posted(self.tx, f.id.as_str(), &conv, *seq)?;
         }
-        if let Target::User(to) = &draft.target {
-            self.peers.insert((from, to.as_str()), *seq)?;
-            self.peers.insert((to.as_str(), from), *seq)?;
-        }
         Ok((msg, true))
     }
 }
 
-/// Reads a set of messages by sequence number, in the order given. A file message whose
-/// file was deleted since comes back with `file.removed` set.
-pub fn load(store: &Store, seqs: &[u64]) -> Result<Vec<Message>> {
-    let tx = store.begin_read()?;
-    let t = tx.open_table(SEQ_MESSAGE)?;
-    let files = tx.open_table(crate::files::data::FILEID_FILE)?;
-    seqs.iter()
-        .map(|s| {
-            let cell = t.get(*s)?.ok_or_else(|| Error::Internal(format!("message {s} missing")))?;
-            let mut msg: Message = from_cell(cell.value())?;
-            if let Some(f) = msg.file.as_mut() {
-                f.removed = crate::files::data::is_removed(&files, f.id.as_str())?;
-            }
-            Ok(msg)
-        })
-        .collect()
+/// One consistent view of the chat tables for the length of a request: the merged
+/// per-conversation indexes and the recent entries not merged yet, in one read transaction.
+pub(crate) struct Snapshot {
+    tx: ReadTx,
+    /// The merging and recent entries by conversation, (seq, sender) in seq order; read on
+    /// first use.
+    recent: OnceCell<HashMap<String, Vec<(u64, String)>>>,
 }
 
-/// The sequence number of a message id, if it exists.
-pub fn seq_of(store: &Store, id: &str) -> Result<Option<u64>> {
-    let tx = store.begin_read()?;
-    Ok(tx.open_table(MESSAGEID_SEQ)?.get(id)?.map(|v| v.value()))
-}
-
-/// Up to `limit` (seq, sender) entries of a conversation with seq in `(after, before)`,
-/// newest first when `newest_first`, else oldest first.
-pub fn range(
-    store: &Store,
-    conv: &str,
-    after: u64,
-    before: u64,
-    limit: usize,
-    newest_first: bool,
-) -> Result<Vec<(u64, String)>> {
-    if after.saturating_add(1) >= before {
-        return Ok(Vec::new());
+impl Snapshot {
+    pub(crate) fn new(store: &Store) -> Result<Snapshot> {
+        Ok(Snapshot { tx: store.begin_read()?, recent: OnceCell::new() })
     }
-    let tx = store.begin_read()?;
-    let t = tx.open_table(CONV_SEQ_SENDER)?;
-    let r = t.range((conv, after + 1)..(conv, before))?;
-    let mut out = Vec::new();
-    let rows: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(r.rev()) } else { Box::new(r) };
-    for row in rows.take(limit) {
-        let (k, v) = row?;
-        out.push((k.value().1, v.value().to_string()));
+
+    /// Reads every unmerged entry once, for a request that pages many conversations
+    /// ([`Snapshot::range`] otherwise walks them for each).
+    pub(crate) fn many_conversations(self) -> Result<Snapshot> {
+        self.recent()?;
+        Ok(self)
     }
-    Ok(out)
-}
 
-/// The seq `reader` has read `conv` up to.
-pub fn read_seq(store: &Store, reader: &str, conv: &str) -> Result<u64> {
-    let tx = store.begin_read()?;
-    Ok(tx.open_table(READER_CONV_READSEQ)?.get((reader, conv))?.map(|v| v.value()).unwrap_or(0))
-}
-
-/// Every DM peer of `user` with the last seq of that conversation.
-pub fn dm_peers(store: &Store, user: &str) -> Result<Vec<(UserId, u64)>> {
-    let tx = store.begin_read()?;
-    let t = tx.open_table(USER_PEER_LASTSEQ)?;
-    let mut out = Vec::new();
-    for row in t.range((user, "")..)? {
-        let (k, v) = row?;
-        let (u, peer) = k.value();
-        if u != user {
-            break;
+    fn recent(&self) -> Result<&HashMap<String, Vec<(u64, String)>>> {
+        if let Some(r) = self.recent.get() {
+            return Ok(r);
         }
-        out.push((UserId::from(peer), v.value()));
+        let mut by_conv: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+        // Every merging seq is older than every recent one, so the lists stay in seq order.
+        for table in [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER] {
+            for row in self.tx.open_table(table)?.iter()? {
+                let (k, v) = row?;
+                let (conv, sender) = v.value();
+                by_conv.entry(conv.to_string()).or_default().push((k.value(), sender.to_string()));
+            }
+        }
+        Ok(self.recent.get_or_init(|| by_conv))
     }
-    Ok(out)
+
+    /// Reads a set of messages by sequence number, in the order given. A file message whose
+    /// file was deleted since comes back with `file.removed` set.
+    pub(crate) fn load(&self, seqs: &[u64]) -> Result<Vec<Message>> {
+        let t = self.tx.open_table(SEQ_MESSAGE)?;
+        let files = self.tx.open_table(crate::files::data::FILEID_FILE)?;
+        seqs.iter()
+            .map(|s| {
+                let cell = t.get(*s)?.ok_or_else(|| Error::Internal(format!("message {s} missing")))?;
+                let mut msg: Message = from_cell(cell.value())?;
+                if let Some(f) = msg.file.as_mut() {
+                    f.removed = crate::files::data::is_removed(&files, f.id.as_str())?;
+                }
+                Ok(msg)
+            })
+            .collect()
+    }
+
+    /// The sequence number of a message id, if it exists.
+    pub(crate) fn seq_of(&self, id: &str) -> Result<Option<u64>> {
+        Ok(self.tx.open_table(MESSAGEID_SEQ)?.get(id)?.map(|v| v.value()))
+    }
+
+    /// Up to `limit` (seq, sender) entries of a conversation with seq in `(after, before)`,
+    /// newest first when `newest_first`, else oldest first.
+    pub(crate) fn range(
+        &self,
+        conv: &str,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<Vec<(u64, String)>> {
+        if after.saturating_add(1) >= before {
+            return Ok(Vec::new());
+        }
+        let mut rows: BTreeMap<u64, String> = BTreeMap::new();
+        if let Some(by_conv) = self.recent.get() {
+            if let Some(recent) = by_conv.get(conv) {
+                rows.extend(recent.iter().filter(|(s, _)| *s > after && *s < before).cloned());
+            }
+        } else {
+            // One conversation: walk the unmerged entries from the near end and stop at
+            // `limit`, without reading the rest.
+            let mut found = 0;
+            let tables = if newest_first {
+                [RECENT_SEQ_CONV_SENDER, MERGING_SEQ_CONV_SENDER]
+            } else {
+                [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER]
+            };
+            'tables: for table in tables {
+                let t = self.tx.open_table(table)?;
+                let range = t.range(after + 1..before)?;
+                let entries: Box<dyn Iterator<Item = _>> =
+                    if newest_first { Box::new(range.rev()) } else { Box::new(range) };
+                for row in entries {
+                    if found == limit {
+                        break 'tables;
+                    }
+                    let (k, v) = row?;
+                    let (c, sender) = v.value();
+                    if c == conv {
+                        rows.insert(k.value(), sender.to_string());
+                        found += 1;
+                    }
+                }
+            }
+        }
+        // The `limit` nearest index entries are enough: any other is beyond them.
+        let t = self.tx.open_table(CONV_SEQ_SENDER)?;
+        let range = t.range((conv, after + 1)..(conv, before))?;
+        let merged: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
+        for row in merged.take(limit) {
+            let (k, v) = row?;
+            rows.insert(k.value().1, v.value().to_string());
+        }
+        Ok(if newest_first {
+            rows.into_iter().rev().take(limit).collect()
+        } else {
+            rows.into_iter().take(limit).collect()
+        })
+    }
+
+    /// The seq `reader` has read `conv` up to.
+    pub(crate) fn read_seq(&self, reader: &str, conv: &str) -> Result<u64> {
+        Ok(self.tx.open_table(READER_CONV_READSEQ)?.get((reader, conv))?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Every DM peer of `user` with the last seq of that conversation.
+    pub(crate) fn dm_peers(&self, user: &str) -> Result<Vec<(UserId, u64)>> {
+        let t = self.tx.open_table(USER_PEER_LASTSEQ)?;
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for row in t.range((user, "")..)? {
+            let (k, v) = row?;
+            let (u, peer) = k.value();
+            if u != user {
+                break;
+            }
+            out.insert(peer.to_string(), v.value());
+        }
+        for (conv, rows) in self.recent()? {
+            let peer = match parse_conv(conv) {
+                Some(Conv::Dm(a, b)) if a == user => b,
+                Some(Conv::Dm(a, b)) if b == user => a,
+                _ => continue,
+            };
+            if let Some((last, _)) = rows.last() {
+                let e = out.entry(peer.to_string()).or_default();
+                *e = (*e).max(*last);
+            }
+        }
+        Ok(out.into_iter().map(|(p, s)| (UserId::from(p.as_str()), s)).collect())
+    }
 }
 
 /// Marks a conversation read for `reader` up to its newest message. Messages from
@@ -230,18 +393,29 @@ pub fn mark_read(
     {
         let mut marks = tx.open_table(READER_CONV_READSEQ)?;
         let old = marks.get((reader.as_str(), conv))?.map(|v| v.value()).unwrap_or(0);
-        let index = tx.open_table(CONV_SEQ_SENDER)?;
+        let mut rows: BTreeMap<u64, String> = BTreeMap::new();
+        for row in tx.open_table(CONV_SEQ_SENDER)?.range((conv, old + 1)..(conv, u64::MAX))? {
+            let (k, sender) = row?;
+            rows.insert(k.value().1, sender.value().to_string());
+        }
+        for table in [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER] {
+            for row in tx.open_table(table)?.range(old + 1..)? {
+                let (k, v) = row?;
+                let (c, sender) = v.value();
+                if c == conv {
+                    rows.insert(k.value(), sender.to_string());
+                }
+            }
+        }
         let mut msgs = tx.open_table(SEQ_MESSAGE)?;
         let mut newest = old;
         let mut last_other = None;
-        for row in index.range((conv, old + 1)..(conv, u64::MAX))? {
-            let (k, sender) = row?;
-            let seq = k.value().1;
+        for (seq, sender) in rows {
             newest = seq;
-            if sender.value() != reader.as_str() {
+            if sender != reader.as_str() {
                 updated += 1;
                 last_other = Some(seq);
-                if stamp_from.is_some_and(|p| p.as_str() == sender.value()) {
+                if stamp_from.is_some_and(|p| p.as_str() == sender) {
                     let mut m: Message = match msgs.get(seq)? {
                         Some(cell) => from_cell(cell.value())?,
                         None => continue,

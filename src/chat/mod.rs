@@ -231,41 +231,28 @@ impl Chat {
             Target::Group(g) => Some(self.groups.get_as_member(g, me)?.members),
         };
         let conv = data::conv_key(target, me);
-        let before_seq = match before {
-            Some(id) => self.cursor(id, &conv).await?,
-            None => u64::MAX,
-        };
+        let before = before.map(str::to_string);
         let store = self.store.clone();
         let (mut messages, has_more) = tokio::task::spawn_blocking(move || -> Result<(Vec<Message>, bool)> {
-            let mut rows = data::range(&store, &conv, 0, before_seq, limit + 1, true)?;
+            let snap = data::Snapshot::new(&store)?;
+            let before_seq = match before {
+                Some(id) => cursor(&snap, &id, &conv)?,
+                None => u64::MAX,
+            };
+            let mut rows = snap.range(&conv, 0, before_seq, limit + 1, true)?;
             let has_more = rows.len() > limit;
             rows.truncate(limit);
             rows.reverse();
             let seqs: Vec<u64> = rows.iter().map(|r| r.0).collect();
-            let mut msgs = data::load(&store, &seqs)?;
+            let mut msgs = snap.load(&seqs)?;
             if let Some(members) = members {
-                fill_read_by(&store, &conv, &members, &seqs, &mut msgs)?;
+                fill_read_by(&snap, &conv, &members, &seqs, &mut msgs)?;
             }
             Ok((msgs, has_more))
         })
         .await??;
         messages.shrink_to_fit();
         Ok(Page { messages, has_more })
-    }
-
-    /// Resolves a message-id cursor that must belong to `conv`.
-    async fn cursor(&self, id: &str, conv: &str) -> Result<u64> {
-        let bad = || Error::Invalid("invalid_cursor", "before must be the id of a message in this conversation".into());
-        if !crate::ids::plausible_id(id) {
-            return Err(bad());
-        }
-        let seq = data::seq_of(&self.store, id)?.ok_or_else(bad)?;
-        let in_conv = !data::range(&self.store, conv, seq - 1, seq + 1, 1, false)?.is_empty();
-        if in_conv {
-            Ok(seq)
-        } else {
-            Err(bad())
-        }
     }
 
     /// Marks every message from `peer` to `me` as read.
@@ -301,12 +288,13 @@ impl Chat {
         let groups: Vec<GroupId> = self.groups.of_user(&me).into_iter().map(|g| g.id).collect();
         tokio::task::spawn_blocking(move || -> Result<Unread> {
             let mut out = Unread::default();
+            let snap = data::Snapshot::new(&store)?.many_conversations()?;
             let count = |conv: &str| -> Result<u64> {
-                let mark = data::read_seq(&store, me.as_str(), conv)?;
-                let rows = data::range(&store, conv, mark, u64::MAX, usize::MAX, false)?;
+                let mark = snap.read_seq(me.as_str(), conv)?;
+                let rows = snap.range(conv, mark, u64::MAX, usize::MAX, false)?;
                 Ok(rows.iter().filter(|(_, s)| s != me.as_str()).count() as u64)
             };
-            for (peer, _) in data::dm_peers(&store, me.as_str())? {
+            for (peer, _) in snap.dm_peers(me.as_str())? {
                 let n = count(&data::dm_key(&me, &peer))?;
                 if n > 0 {
                     out.users.insert(peer, n);
@@ -326,39 +314,38 @@ impl Chat {
     /// Every DM and group message of `me` after `since` (exclusive, or from the start when
     /// `None`), oldest first, at most [`SYNC_LIMIT`].
     pub async fn sync(&self, me: &UserId, since: Option<&str>) -> Result<Page> {
-        let since_seq = match since {
-            None => 0,
-            Some(id) => {
-                let bad = || Error::Invalid("invalid_cursor", "since must be the id of a stored message".into());
-                if !crate::ids::plausible_id(id) {
-                    return Err(bad());
-                }
-                data::seq_of(&self.store, id)?.ok_or_else(bad)?
-            }
-        };
+        let bad = || Error::Invalid("invalid_cursor", "since must be the id of a stored message".into());
+        if since.is_some_and(|id| !crate::ids::plausible_id(id)) {
+            return Err(bad());
+        }
+        let since = since.map(str::to_string);
         let store = self.store.clone();
         let me = me.clone();
         let groups: Vec<(GroupId, Vec<UserId>)> =
             self.groups.of_user(&me).into_iter().map(|g| (g.id, g.members)).collect();
         tokio::task::spawn_blocking(move || -> Result<Page> {
+            let snap = data::Snapshot::new(&store)?.many_conversations()?;
+            let since_seq = match since {
+                None => 0,
+                Some(id) => snap.seq_of(&id)?.ok_or_else(bad)?,
+            };
             // Each conversation is already in order: take the first SYNC_LIMIT+1 of each and merge.
             let mut picked: Vec<(u64, Option<usize>)> = Vec::new();
-            for (peer, last) in data::dm_peers(&store, me.as_str())? {
+            for (peer, last) in snap.dm_peers(me.as_str())? {
                 if last > since_seq {
-                    let rows =
-                        data::range(&store, &data::dm_key(&me, &peer), since_seq, u64::MAX, SYNC_LIMIT + 1, false)?;
+                    let rows = snap.range(&data::dm_key(&me, &peer), since_seq, u64::MAX, SYNC_LIMIT + 1, false)?;
                     picked.extend(rows.into_iter().map(|(s, _)| (s, None)));
                 }
             }
             for (i, (g, _)) in groups.iter().enumerate() {
-                let rows = data::range(&store, &format!("g:{g}"), since_seq, u64::MAX, SYNC_LIMIT + 1, false)?;
+                let rows = snap.range(&format!("g:{g}"), since_seq, u64::MAX, SYNC_LIMIT + 1, false)?;
                 picked.extend(rows.into_iter().map(|(s, _)| (s, Some(i))));
             }
             picked.sort_unstable();
             let has_more = picked.len() > SYNC_LIMIT;
             picked.truncate(SYNC_LIMIT);
             let seqs: Vec<u64> = picked.iter().map(|p| p.0).collect();
-            let mut msgs = data::load(&store, &seqs)?;
+            let mut msgs = snap.load(&seqs)?;
             let mut by_group: HashMap<usize, Vec<usize>> = HashMap::new();
             for (pos, (_, g)) in picked.iter().enumerate() {
                 if let Some(g) = g {
@@ -370,7 +357,7 @@ impl Chat {
                 let conv = format!("g:{g}");
                 let gseqs: Vec<u64> = positions.iter().map(|p| seqs[*p]).collect();
                 let mut gmsgs: Vec<Message> = positions.iter().map(|p| msgs[*p].clone()).collect();
-                fill_read_by(&store, &conv, members, &gseqs, &mut gmsgs)?;
+                fill_read_by(&snap, &conv, members, &gseqs, &mut gmsgs)?;
                 for (p, m) in positions.into_iter().zip(gmsgs) {
                     msgs[p] = m;
                 }
@@ -391,10 +378,31 @@ impl Chat {
     }
 }
 
+/// Resolves a message-id cursor that must belong to `conv`.
+fn cursor(snap: &data::Snapshot, id: &str, conv: &str) -> Result<u64> {
+    let bad = || Error::Invalid("invalid_cursor", "before must be the id of a message in this conversation".into());
+    if !crate::ids::plausible_id(id) {
+        return Err(bad());
+    }
+    let seq = snap.seq_of(id)?.ok_or_else(bad)?;
+    let in_conv = !snap.range(conv, seq - 1, seq + 1, 1, false)?.is_empty();
+    if in_conv {
+        Ok(seq)
+    } else {
+        Err(bad())
+    }
+}
+
 /// Fills `readBy` of group messages from the members' read marks.
-fn fill_read_by(store: &Store, conv: &str, members: &[UserId], seqs: &[u64], msgs: &mut [Message]) -> Result<()> {
+fn fill_read_by(
+    snap: &data::Snapshot,
+    conv: &str,
+    members: &[UserId],
+    seqs: &[u64],
+    msgs: &mut [Message],
+) -> Result<()> {
     let marks: Vec<(UserId, u64)> =
-        members.iter().map(|m| Ok((m.clone(), data::read_seq(store, m.as_str(), conv)?))).collect::<Result<_>>()?;
+        members.iter().map(|m| Ok((m.clone(), snap.read_seq(m.as_str(), conv)?))).collect::<Result<_>>()?;
     for (seq, msg) in seqs.iter().zip(msgs.iter_mut()) {
         msg.read_by = Some(marks.iter().filter(|(m, s)| s >= seq && m != &msg.from).map(|(m, _)| m.clone()).collect());
     }

@@ -139,3 +139,66 @@ async fn concurrent_sends_are_all_stored_once() {
     let page = c.chat.sync(&b, None).await.unwrap();
     assert_eq!(page.messages.len(), 100);
 }
+
+/// What `b` sees: each conversation's history, unread counts and a full sync.
+async fn view_of(c: &Core, b: &UserId, peers: &[UserId], g: &GroupId) -> (Vec<Vec<String>>, Unread, Vec<String>) {
+    let mut histories = Vec::new();
+    let targets = peers.iter().map(|p| Target::User(p.clone())).chain([Target::Group(g.clone())]);
+    for t in targets {
+        let page = c.chat.history(b, &t, None, 100).await.unwrap();
+        histories.push(page.messages.iter().map(|m| m.content.clone()).collect());
+    }
+    let unread = c.chat.unread(b).await.unwrap();
+    let synced = c.chat.sync(b, None).await.unwrap().messages.iter().map(|m| m.content.clone()).collect();
+    (histories, unread, synced)
+}
+
+#[tokio::test]
+async fn messages_read_the_same_before_and_after_the_writer_merges_its_recent_entries() {
+    // Unit tests merge every `MERGE_AT` (7) appends, so 40 sends over three conversations
+    // cross several merges; every read must agree with what was sent, in order, and again
+    // after a restart, which finds a part of the messages still unmerged.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    let c = Core::open(config.clone()).unwrap();
+    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap().id;
+    let mut want: Vec<Vec<String>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut all = Vec::new();
+    for i in 0..40 {
+        let (from, target, slot) = match i % 3 {
+            0 => (&a, Target::User(b.clone()), 0),
+            1 => (&d, Target::User(b.clone()), 1),
+            _ => (&a, Target::Group(g.clone()), 2),
+        };
+        let content = format!("m{i}");
+        c.chat.send(from, target, text(&content)).await.unwrap();
+        want[slot].push(content.clone());
+        all.push(content);
+        if i % 6 == 5 {
+            let (histories, unread, synced) = view_of(&c, &b, &[a.clone(), d.clone()], &g).await;
+            assert_eq!(histories, want, "after {} sends", i + 1);
+            assert_eq!(unread.users.get(&a).copied(), Some(want[0].len() as u64));
+            assert_eq!(unread.users.get(&d).copied(), Some(want[1].len() as u64));
+            assert_eq!(unread.groups.get(&g).copied(), Some(want[2].len() as u64));
+            assert_eq!(synced, all);
+        }
+    }
+    let before = view_of(&c, &b, &[a.clone(), d.clone()], &g).await;
+    c.chat.close().await;
+    drop(c);
+
+    let c = Core::open(config).unwrap();
+    let after = view_of(&c, &b, &[a.clone(), d.clone()], &g).await;
+    assert_eq!((&after.0, &after.2), (&before.0, &before.2));
+    assert_eq!(after.1.users, before.1.users);
+    // Reading a DM clears exactly its count; new sends carry on after the restart.
+    assert_eq!(c.chat.mark_dm_read(&b, &d).await.unwrap().updated, want[1].len() as u64);
+    let (m, _) = c.chat.send(&a, Target::User(b.clone()), text("after")).await.unwrap();
+    let (_, unread, synced) = view_of(&c, &b, &[a.clone(), d.clone()], &g).await;
+    assert_eq!(unread.users.get(&d), None);
+    assert_eq!(unread.users.get(&a).copied(), Some(want[0].len() as u64 + 1));
+    assert_eq!(synced.last().map(String::as_str), Some("after"));
+    let page = c.chat.history(&b, &Target::User(a.clone()), Some(m.id.as_str()), 100).await.unwrap();
+    assert_eq!(page.messages.iter().map(|m| m.content.clone()).collect::<Vec<_>>(), want[0]);
+}

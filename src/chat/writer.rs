@@ -30,7 +30,7 @@ pub(crate) enum Op {
 
 /// Starts the writer thread; it stops when every sender is dropped.
 pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>)> {
-    let mut seq = Some(data::last_seq(&store)?);
+    let mut pos = None;
     let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
     let handle = std::thread::Builder::new().name("qm-writer".into()).spawn(move || {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -50,7 +50,7 @@ pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::Join
                     Err(_) => break,
                 }
             }
-            commit_batch(&store, &mut seq, &mut batch);
+            commit_batch(&store, &mut pos, &mut batch);
         }
         rx.close();
         while let Ok(Op::Append(a)) = rx.try_recv() {
@@ -60,25 +60,28 @@ pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::Join
     Ok((tx, handle))
 }
 
-/// Commits one batch. `seq` is the last sequence number in use, or `None` after a failed
+/// Commits one batch, along with the next slice of the merge of recent entries into the
+/// per-conversation indexes (see `data.rs`). `pos` is `None` at start and after a failed
 /// commit: the store may have reopened the database since, so the next batch counts on from
 /// what the database holds rather than from what this thread believed.
-fn commit_batch(store: &Store, seq: &mut Option<u64>, batch: &mut Vec<Append>) {
-    let outcome = (|| -> Result<(u64, Vec<Appended>)> {
+fn commit_batch(store: &Store, pos: &mut Option<data::Position>, batch: &mut Vec<Append>) {
+    let outcome = (|| -> Result<(data::Position, Vec<Appended>)> {
         let tx = store.begin_write()?;
-        let mut appender = data::Appender::new(&tx)?;
-        let mut next = match *seq {
-            Some(s) => s,
-            None => appender.last_seq()?,
+        let mut at = match pos.take() {
+            Some(p) => p,
+            None => data::Position::read(&tx)?,
         };
-        let results = batch.iter().map(|a| appender.append(&mut next, &a.draft)).collect();
+        at.merge_step(&tx, batch.len())?;
+        let mut appender = data::Appender::new(&tx)?;
+        let results: Vec<Appended> = batch.iter().map(|a| appender.append(&mut at.last_seq, &a.draft)).collect();
+        at.unmerged += results.iter().filter(|r| matches!(r, Ok((_, true)))).count() as u64;
         drop(appender);
         tx.commit()?;
-        Ok((next, results))
+        Ok((at, results))
     })();
     match outcome {
-        Ok((next, results)) => {
-            *seq = Some(next);
+        Ok((at, results)) => {
+            *pos = Some(at);
             for (a, r) in batch.drain(..).zip(results) {
                 let _ = a.reply.send(r);
             }
@@ -86,7 +89,7 @@ fn commit_batch(store: &Store, seq: &mut Option<u64>, batch: &mut Vec<Append>) {
         Err(e) => {
             // Nothing of the batch is stored: every sender hears so and may retry.
             tracing::error!(error = %e, "message batch commit failed");
-            *seq = None;
+            *pos = None;
             // A full disk, and a store recovering from one, are worth saying.
             for a in batch.drain(..) {
                 let err = match &e {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Schema version this build writes. Opening a newer database is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
 
@@ -131,6 +131,9 @@ impl Store {
             match version {
                 // 0 -> 1: create every table so read transactions never meet a missing one.
                 0 => crate::create_tables(&tx)?,
+                // 1 -> 2: the chat writer's `recent_seq_conv_sender` and `merging_seq_conv_sender`;
+                // everything a version-1 database holds is merged already.
+                1 => crate::create_tables(&tx)?,
                 _ => unreachable!("no migration from {version}"),
             }
             version += 1;
@@ -187,6 +190,23 @@ mod tests {
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_recent_message_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let tx = s.begin_write().unwrap();
+        assert!(tx.delete_table(crate::chat::data::RECENT_SEQ_CONV_SENDER).unwrap());
+        assert!(tx.delete_table(crate::chat::data::MERGING_SEQ_CONV_SENDER).unwrap());
+        tx.open_table(META).unwrap().insert("schema_version", 1).unwrap();
+        tx.commit().unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        let tx = s.begin_read().unwrap();
+        assert!(tx.open_table(crate::chat::data::RECENT_SEQ_CONV_SENDER).is_ok());
+        assert!(tx.open_table(crate::chat::data::MERGING_SEQ_CONV_SENDER).is_ok());
     }
 
     #[test]
