@@ -24,13 +24,18 @@ pub const CLOSE_TOO_SLOW: u16 = 1008;
 /// Close code when the token of a connection was revoked or the account disabled.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
+/// A frame in a connection's outbound queue. Boxed: the queue allocates its first block of
+/// 32 slots up front, and a pointer-sized slot makes that 256 bytes per idle connection
+/// instead of 1 KiB (`Utf8Bytes` is 32 bytes).
+pub type Queued = Box<Utf8Bytes>;
+
 /// One open connection, as the hub sees it.
 #[derive(Clone)]
 pub struct Conn {
     pub id: ConnId,
     pub user: UserId,
     pub jti: String,
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Queued>,
     /// Cancelled to close the connection; `close_code` says why.
     pub cancel: CancellationToken,
     close_code: Arc<AtomicU16>,
@@ -39,7 +44,7 @@ pub struct Conn {
 impl Conn {
     /// Queues a frame; a full queue closes the connection.
     pub fn send(&self, frame: Utf8Bytes) {
-        match self.tx.try_send(frame) {
+        match self.tx.try_send(Box::new(frame)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.close(CLOSE_TOO_SLOW),
             Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -77,7 +82,7 @@ impl Hub {
 
     /// Adds a connection. The user's first connection announces `user:online` to everyone
     /// else, under the lock, so transitions are announced exactly once and in order.
-    pub fn register(&self, user: &UserId, jti: &str, tx: mpsc::Sender<Utf8Bytes>, cancel: CancellationToken) -> Conn {
+    pub fn register(&self, user: &UserId, jti: &str, tx: mpsc::Sender<Queued>, cancel: CancellationToken) -> Conn {
         let conn = Conn {
             id: self.next.fetch_add(1, Ordering::Relaxed),
             user: user.clone(),

@@ -45,6 +45,10 @@ const WRITE_BATCH: usize = 64;
 /// Frames buffered before tungstenite writes them out even without a flush; a batch is
 /// flushed as a whole anyway, this only caps how much one write carries.
 const WRITE_BUFFER: usize = 16 * 1024;
+/// tungstenite's read buffer, allocated up front and kept for the connection's life. Client
+/// frames are small (a chat send, a ping); a larger one is read in several passes over
+/// rustls' decrypted data, which costs a little CPU, never memory per idle connection.
+const READ_BUFFER: usize = 256;
 /// Close code for a connection dropped by the abuse limits (policy violation).
 const CLOSE_POLICY: u16 = 1008;
 
@@ -76,7 +80,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             }
         };
         let config = WebSocketConfig::default()
-            .read_buffer_size(1024)
+            .read_buffer_size(READ_BUFFER)
             .write_buffer_size(WRITE_BUFFER)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(MAX_FRAME))
@@ -191,7 +195,7 @@ pub async fn run(state: AppState, mut ws: Socket, pre: Option<Box<(Claims, UserR
 /// writing a batch) is boxed: its state is allocated while it runs instead of being
 /// reserved in every idle connection. With [`AppState`] a single pointer, that took an idle
 /// session's future from ~12 KiB to a few hundred bytes.
-pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, conn: Conn, mut rx: mpsc::Receiver<Utf8Bytes>)
+pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, conn: Conn, mut rx: mpsc::Receiver<hub::Queued>)
 where
     W: Sink<Message> + Unpin + Send,
     R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
@@ -270,7 +274,7 @@ async fn open(
     state: &AppState,
     ws: &mut Socket,
     pre: Option<Box<(Claims, UserRecord)>>,
-) -> Option<(Conn, mpsc::Receiver<Utf8Bytes>)> {
+) -> Option<(Conn, mpsc::Receiver<hub::Queued>)> {
     let auth = match pre {
         Some(a) => Some(*a),
         None => authenticate(state, ws).await,
@@ -285,7 +289,7 @@ async fn open(
         let _ = ws.send(close_frame(CLOSE_POLICY, "too many connections")).await;
         return None;
     }
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(state.core.config.ws_outbound_queue);
+    let (tx, rx) = mpsc::channel::<hub::Queued>(state.core.config.ws_outbound_queue);
     let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
     let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
     let online = ServerEvent::OnlineList { users: state.hub.online_users() }.to_frame();
@@ -333,13 +337,13 @@ fn text_frame_header(len: usize) -> Vec<u8> {
 /// instead of one of each per frame.
 async fn write_queued<W: Sink<Message> + Unpin>(
     sink: &mut W,
-    first: Utf8Bytes,
-    rx: &mut mpsc::Receiver<Utf8Bytes>,
+    first: hub::Queued,
+    rx: &mut mpsc::Receiver<hub::Queued>,
 ) -> Result<(), W::Error> {
-    sink.feed(Message::Text(first)).await?;
+    sink.feed(Message::Text(*first)).await?;
     for _ in 1..WRITE_BATCH {
         match rx.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Ok(frame) => sink.feed(Message::Text(*frame)).await?,
             Err(_) => break,
         }
     }
