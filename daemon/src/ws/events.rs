@@ -290,9 +290,18 @@ pub fn decode(text: &str) -> Result<Incoming, BadFrame> {
     })
 }
 
-/// `{"type":"ack","ref":n,"data":…}`.
-pub fn ack_ok(reference: u64, data: serde_json::Value) -> String {
-    serde_json::json!({"type": "ack", "ref": reference, "data": data}).to_string()
+/// `{"type":"ack","ref":n,"data":…}`, serialized straight from `data` (no `Value` built
+/// in between: every acknowledged send goes through here).
+pub fn ack_ok(reference: u64, data: &impl Serialize) -> String {
+    #[derive(Serialize)]
+    struct Ack<'a, T> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(rename = "ref")]
+        reference: u64,
+        data: &'a T,
+    }
+    serde_json::to_string(&Ack { kind: "ack", reference, data }).unwrap_or_default()
 }
 
 /// `{"type":"ack","ref":n,"error":{"code","message"}}`.
@@ -303,6 +312,17 @@ pub fn ack_err(reference: u64, code: &str, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ack_carries_its_type_ref_and_data() {
+        let v: serde_json::Value = serde_json::from_str(&ack_ok(7, &serde_json::json!({"x": [1, "two"]}))).unwrap();
+        assert_eq!(v, serde_json::json!({"type": "ack", "ref": 7, "data": {"x": [1, "two"]}}));
+        let v: serde_json::Value = serde_json::from_str(&ack_err(8, "not_found", "no such user")).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "ack", "ref": 8, "error": {"code": "not_found", "message": "no such user"}})
+        );
+    }
 
     #[test]
     fn a_frame_parses_with_its_ref() {

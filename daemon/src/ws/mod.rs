@@ -382,7 +382,7 @@ fn reply_err(conn: &Conn, reference: Option<u64>, e: &Error) {
     }
 }
 
-fn reply_ok(conn: &Conn, reference: Option<u64>, data: serde_json::Value) {
+fn reply_ok(conn: &Conn, reference: Option<u64>, data: &impl serde::Serialize) {
     if let Some(r) = reference {
         conn.send(ack_ok(r, data).into());
     }
@@ -490,7 +490,7 @@ async fn handle_frame(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>,
         call_event => calls::handle(state, conn, call_event).map(Some),
     };
     match result {
-        Ok(data) => reply_ok(conn, reference, data.unwrap_or_else(|| serde_json::json!({}))),
+        Ok(data) => reply_ok(conn, reference, &data.unwrap_or_else(|| serde_json::json!({}))),
         Err(e) => reply_err(conn, reference, &e),
     }
 }
@@ -523,15 +523,20 @@ async fn send(
         Ok(p) => p,
         Err(e) => return reply_err(conn, reference, &e),
     };
-    let (hub, conn) = (state.hub.clone(), conn.clone());
+    // The shared state is one pointer to clone; the hub itself holds the whole core.
+    let (state, conn) = (state.clone(), conn.clone());
     tokio::spawn(async move {
         let _permit = permit;
         match pending.wait().await {
             Ok((message, new)) => {
                 if new {
-                    hub.deliver_message(&message, Some(conn.id));
+                    state.hub.deliver_message(&message, Some(conn.id));
                 }
-                reply_ok(&conn, reference, serde_json::json!({"message": message}));
+                #[derive(serde::Serialize)]
+                struct Sent<'a> {
+                    message: &'a quickmeet::chat::Message,
+                }
+                reply_ok(&conn, reference, &Sent { message: &message });
             }
             Err(e) => reply_err(&conn, reference, &e),
         }
