@@ -324,7 +324,16 @@ describe('Quick Meet in the browser', { concurrency: false }, () => {
       console.log(`    join → 3 pairs connected with media: ${Date.now() - t0} ms`);
       all.forEach((s, i) => console.log(`    ${['alice', 'bob', 'carol'][i]}: ${JSON.stringify(s)}`));
       for (const b of [alice, bob, carol]) {
-        await poll(() => b.page.locator('.call-view.group .tile.has-video').count(), (n) => n === 3, { what: `${b.label} shows 3 video tiles` });
+        try {
+          await poll(() => b.page.locator('.call-view.group .tile.has-video').count(), (n) => n === 3, { what: `${b.label} shows 3 video tiles` });
+        } catch (err) {
+          // Say which tile lacks its video, and what the page knows of it.
+          const tiles = await b.page.locator('.call-view.group .tile').evaluateAll((els) =>
+            els.map((el) => ({ class: el.className, label: el.querySelector('.tile-label')?.textContent, tracks: /** @type {HTMLVideoElement} */ (el.querySelector('video'))?.srcObject?.getTracks().map((t) => `${t.kind}:${t.readyState}`) })),
+          );
+          console.log(`    ${b.label} tiles: ${JSON.stringify(tiles)}`);
+          throw err;
+        }
         assert.equal(await b.page.locator('.call-view.group .tile-state').filter({ hasText: /connect/ }).count(), 0);
       }
     });

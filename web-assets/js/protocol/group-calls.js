@@ -58,18 +58,33 @@ export class GroupCallManager extends Emitter {
     this.startedAt = 0;
     /** @type {Map<string, {p: Participant, peer: Peer|null, early: RTCIceCandidateInit[]}>} */
     this.peers = new Map();
+    /**
+     * Media flags announced by people we have no entry for yet (their `media:state` can
+     * overtake what tells us they are in the call); taken when the entry is made.
+     * @type {Map<string, MediaFlags>}
+     */
+    this.earlyMedia = new Map();
 
     conn.on('group-call:existing-peers', (d) => this.#ours(d) && this.#offerTo(d.peers));
-    conn.on('group-call:peer-joined', (d) => this.#ours(d) && this.#entry(d.userId));
+    conn.on('group-call:peer-joined', (d) => {
+      if (!this.#ours(d)) return;
+      this.#entry(d.userId);
+      // The newcomer knows nothing of our camera and microphone yet.
+      this.#sendMediaState();
+    });
     conn.on('group-call:peer-left', (d) => this.#ours(d) && this.#drop(d.userId));
     conn.on('group-call:offer', (d) => this.#ours(d) && this.#onOffer(d));
     conn.on('group-call:answer', (d) => this.#ours(d) && this.#onAnswer(d));
     conn.on('group-call:ice-candidate', (d) => this.#ours(d) && this.#onCandidate(d));
     conn.on('media:state', (d) => {
       if (!this.#ours(d) || typeof d.from !== 'string') return;
+      const flags = { audio: !!d.audio, video: !!d.video, screen: !!d.screen };
       const e = this.peers.get(d.from);
-      if (!e) return;
-      e.p.media = { audio: !!d.audio, video: !!d.video, screen: !!d.screen };
+      if (!e) {
+        this.earlyMedia.set(d.from, flags);
+        return;
+      }
+      e.p.media = flags;
       this.#changed();
     });
     conn.on('status', (s) => {
@@ -146,7 +161,9 @@ export class GroupCallManager extends Emitter {
   #entry(userId) {
     let e = this.peers.get(userId);
     if (!e) {
-      e = { p: { userId, stream: null, media: { audio: true, video: false, screen: false }, state: 'new' }, peer: null, early: [] };
+      const media = this.earlyMedia.get(userId) ?? { audio: true, video: false, screen: false };
+      this.earlyMedia.delete(userId);
+      e = { p: { userId, stream: null, media, state: 'new' }, peer: null, early: [] };
       this.peers.set(userId, e);
       this.#changed();
     }
@@ -247,6 +264,7 @@ export class GroupCallManager extends Emitter {
     if (tellServer) this.conn.send('group-call:leave', { groupId });
     for (const e of this.peers.values()) if (e.peer) e.peer.close();
     this.peers.clear();
+    this.earlyMedia.clear();
     this.groupId = null;
     this.media.close();
     this.#changed();
