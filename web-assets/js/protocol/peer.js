@@ -62,7 +62,27 @@ export class Peer {
       if (!this.remoteStream.getTracks().includes(e.track)) this.remoteStream.addTrack(e.track);
       signal.tracks();
     };
-    this.pc.onconnectionstatechange = () => signal.state(this.pc.connectionState);
+    this.pc.onconnectionstatechange = () => {
+      // Once connected, every receiving transceiver's track belongs in the remote stream,
+      // and the call is told of it again, whether or not a `track` event got through (a
+      // CI run showed a connected peer, media decoding, and its tile without a stream).
+      if (this.pc.connectionState === 'connected') {
+        this.#adoptReceivedTracks();
+        if (this.remoteStream.getTracks().length) signal.tracks();
+      }
+      signal.state(this.pc.connectionState);
+    };
+  }
+
+  /** Adds the tracks of receiving transceivers that are missing from the remote stream. */
+  #adoptReceivedTracks() {
+    for (const t of this.pc.getTransceivers()) {
+      const receiving = t.currentDirection === 'sendrecv' || t.currentDirection === 'recvonly';
+      const track = t.receiver.track;
+      if (receiving && track && track.readyState === 'live' && !this.remoteStream.getTracks().includes(track)) {
+        this.remoteStream.addTrack(track);
+      }
+    }
   }
 
   /** Create and send an offer (also used for ICE restarts). @param {boolean} [iceRestart] */
