@@ -130,13 +130,13 @@ pub async fn build_state(
 /// waits for the sessions' last presence writes, stops TURN and waits for the message
 /// writer to commit what it holds.
 pub async fn serve_state(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(state.certs.clone())?);
+    let tls = tls::server_config(state.certs.clone())?;
     let (core, turn, shutdown) = (state.core.clone(), state.turn.clone(), state.shutdown.clone());
     let https = listener.local_addr()?;
     let admin = state.admin_socket.lock().expect("admin socket slot").take();
     let admin = admin.map(|sock| tokio::spawn(admin_socket::serve(sock, state.clone(), https)));
     let (limits, hub) = (state.limits.clone(), state.hub.clone());
-    server::serve(listener, acceptor, http::app(state), limits, shutdown).await;
+    server::serve(listener, tls, http::app(state), limits, shutdown).await;
     // WebSocket sessions close on the same token; their last `lastSeen` writes go to the
     // store, which must not be released under them.
     hub.settle(std::time::Duration::from_secs(2)).await;

@@ -23,7 +23,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
@@ -34,7 +33,7 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Serves `app` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<rustls::ServerConfig>,
     app: Router,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
@@ -63,14 +62,14 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
             let tcp = Idle::new(tcp, t.idle);
-            let tls = match tokio::time::timeout(t.handshake, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(t.handshake, crate::tls::accept(tls, tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");

@@ -76,3 +76,6 @@ pub fn server_config(resolver: Arc<CertResolver>) -> anyhow::Result<Arc<ServerCo
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
+
+mod stream;
+pub use stream::{accept, TlsStream};
