@@ -145,12 +145,11 @@ async fn an_idle_session_reserves_little_memory_per_connection() {
     // connections each KiB reserved there is 20 MiB. The rarely-awaited parts are boxed.
     let d = TestDaemon::start().await;
     let state = d.running.as_ref().unwrap().state.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
     let user = quickmeet::ids::UserId::from("u");
-    let conn = state.hub.register(&user, "jti", tx, tokio_util::sync::CancellationToken::new());
+    let conn = state.hub.register(&user, "jti", 8);
     let sink = futures_util::sink::drain::<tungstenite::Message>();
     let stream = futures_util::stream::pending::<Result<tungstenite::Message, tungstenite::Error>>();
-    let session = quickmeet_daemon::ws::session(state.clone(), sink, stream, conn.clone(), rx);
+    let session = quickmeet_daemon::ws::session(state.clone(), sink, stream, conn.clone());
     let size = std::mem::size_of_val(&session);
     eprintln!("an idle session future reserves {size} bytes");
     assert!(size <= 1024, "an idle session future reserves {size} bytes");

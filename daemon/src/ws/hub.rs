@@ -9,11 +9,10 @@ use quickmeet::calls::{Out, To};
 use quickmeet::chat::{Message, Receipt};
 use quickmeet::ids::{GroupId, UserId};
 use quickmeet::Core;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
 use tungstenite::Utf8Bytes;
 
 /// Identifies one connection.
@@ -24,42 +23,83 @@ pub const CLOSE_TOO_SLOW: u16 = 1008;
 /// Close code when the token of a connection was revoked or the account disabled.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
-/// A frame in a connection's outbound queue. Boxed: the queue allocates its first block of
-/// 32 slots up front, and a pointer-sized slot makes that 256 bytes per idle connection
-/// instead of 1 KiB (`Utf8Bytes` is 32 bytes).
-pub type Queued = Box<Utf8Bytes>;
+/// One open connection, as the hub sees it. The hub and the session share it.
+pub type Conn = Arc<Connection>;
 
-/// One open connection, as the hub sees it.
-#[derive(Clone)]
-pub struct Conn {
+/// A connection's identity and its outbound queue. The queue is a plain deque under a
+/// lock, freed whenever it empties, with one [`Notify`] that wakes the session for frames
+/// and for a close alike: an idle connection costs this one allocation, where a tokio
+/// channel, its first block of slots and a cancellation token cost ~0.7 KiB more.
+pub struct Connection {
     pub id: ConnId,
     pub user: UserId,
     pub jti: String,
-    tx: mpsc::Sender<Queued>,
-    /// Cancelled to close the connection; `close_code` says why.
-    pub cancel: CancellationToken,
-    close_code: Arc<AtomicU16>,
+    queue: Mutex<VecDeque<Utf8Bytes>>,
+    limit: usize,
+    wake: Notify,
+    /// Why the connection was asked to close; 0 while it is not.
+    close_code: AtomicU16,
 }
 
-impl Conn {
+impl Connection {
     /// Queues a frame; a full queue closes the connection.
     pub fn send(&self, frame: Utf8Bytes) {
-        match self.tx.try_send(Box::new(frame)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.close(CLOSE_TOO_SLOW),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if self.close_code() != 0 {
+            return;
         }
+        {
+            let mut q = self.queue.lock().expect("outbound queue lock");
+            if q.len() >= self.limit {
+                drop(q);
+                self.close(CLOSE_TOO_SLOW);
+                return;
+            }
+            q.push_back(frame);
+        }
+        self.wake.notify_one();
     }
 
     /// Asks the session to close with `code`.
     pub fn close(&self, code: u16) {
         let _ = self.close_code.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
-        self.cancel.cancel();
+        self.wake.notify_one();
     }
 
-    /// Why the connection was asked to close (0: server shutdown).
+    /// Why the connection was asked to close (0: it was not).
     pub fn close_code(&self) -> u16 {
         self.close_code.load(Ordering::Relaxed)
+    }
+
+    /// Moves up to `max` queued frames into `out`, oldest first.
+    pub fn take(&self, max: usize, out: &mut Vec<Utf8Bytes>) {
+        let mut q = self.queue.lock().expect("outbound queue lock");
+        let n = q.len().min(max);
+        out.extend(q.drain(..n));
+        if q.is_empty() && q.capacity() > 0 {
+            *q = VecDeque::new();
+        }
+    }
+
+    /// Resolves when a frame was queued or a close asked for since the last call (or
+    /// since the session last looked, if nobody waited).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Wakes the session again if frames wait or a close was asked for: after a wait that
+    /// may have taken their wake-ups.
+    pub fn rewake(&self) {
+        let waiting = !self.queue.lock().expect("outbound queue lock").is_empty();
+        if waiting || self.close_code() != 0 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resolves once a close is asked for.
+    pub async fn closing(&self) {
+        while self.close_code() == 0 {
+            self.woken().await;
+        }
     }
 }
 
@@ -82,15 +122,17 @@ impl Hub {
 
     /// Adds a connection. The user's first connection announces `user:online` to everyone
     /// else, under the lock, so transitions are announced exactly once and in order.
-    pub fn register(&self, user: &UserId, jti: &str, tx: mpsc::Sender<Queued>, cancel: CancellationToken) -> Conn {
-        let conn = Conn {
+    /// `queue` bounds the frames waiting for it.
+    pub fn register(&self, user: &UserId, jti: &str, queue: usize) -> Conn {
+        let conn = Arc::new(Connection {
             id: self.next.fetch_add(1, Ordering::Relaxed),
             user: user.clone(),
             jti: jti.to_string(),
-            tx,
-            cancel,
-            close_code: Arc::new(AtomicU16::new(0)),
-        };
+            queue: Mutex::new(VecDeque::new()),
+            limit: queue,
+            wake: Notify::new(),
+            close_code: AtomicU16::new(0),
+        });
         let mut users = self.users.write().expect("hub lock");
         let first = !users.contains_key(user);
         users.entry(user.clone()).or_default().push(conn.clone());

@@ -27,7 +27,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -182,9 +182,9 @@ where
 
 /// One connection from authentication to close.
 pub async fn run(state: AppState, mut ws: Socket, pre: Option<Box<(Claims, UserRecord)>>) {
-    let Some((conn, rx)) = Box::pin(open(&state, &mut ws, pre)).await else { return };
+    let Some(conn) = Box::pin(open(&state, &mut ws, pre)).await else { return };
     let (sink, stream) = ws.split();
-    session(state, sink, stream, conn, rx).await
+    session(state, sink, stream, conn).await
 }
 
 /// The life of an open, greeted connection. Generic over the socket halves so tests can
@@ -195,7 +195,7 @@ pub async fn run(state: AppState, mut ws: Socket, pre: Option<Box<(Claims, UserR
 /// writing a batch) is boxed: its state is allocated while it runs instead of being
 /// reserved in every idle connection. With [`AppState`] a single pointer, that took an idle
 /// session's future from ~12 KiB to a few hundred bytes.
-pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, conn: Conn, mut rx: mpsc::Receiver<hub::Queued>)
+pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, conn: Conn)
 where
     W: Sink<Message> + Unpin + Send,
     R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
@@ -207,22 +207,24 @@ where
     loop {
         tokio::select! {
             biased;
-            _ = conn.cancel.cancelled() => {
-                let frame = match conn.close_code() {
-                    0 => close_frame(1001, "server shutting down"),
-                    hub::CLOSE_TOO_SLOW => close_frame(hub::CLOSE_TOO_SLOW, "too slow to keep up"),
-                    code => close_frame(code, "unauthorized"),
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
+            _ = state.shutdown.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close_frame(1001, "server shutting down"))).await;
                 break;
             }
-            Some(frame) = rx.recv() => {
-                // A write blocked by a client that does not read must not keep the session
-                // from noticing it is being closed.
-                tokio::select! {
-                    sent = Box::pin(write_queued(&mut sink, frame, &mut rx)) => if sent.is_err() { break },
-                    _ = conn.cancel.cancelled() => {}
+            _ = conn.woken() => {
+                if let Some(frame) = closing_frame(&conn) {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
+                    break;
                 }
+                // A write blocked by a client that does not read must not keep the session
+                // from noticing it is being closed; the loop comes round to the close.
+                tokio::select! {
+                    sent = Box::pin(write_queued(&mut sink, &conn)) => if sent.is_err() { break },
+                    _ = conn.closing() => {}
+                    _ = state.shutdown.cancelled() => {}
+                }
+                // `closing` consumed the wake-ups of frames queued meanwhile, and of the close.
+                conn.rewake();
             }
             msg = stream.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => break,
@@ -270,11 +272,7 @@ where
 
 /// Authenticates (unless the upgrade carried a valid cookie), applies the per-account cap,
 /// registers the connection with the hub and greets it with `ready` and the online list.
-async fn open(
-    state: &AppState,
-    ws: &mut Socket,
-    pre: Option<Box<(Claims, UserRecord)>>,
-) -> Option<(Conn, mpsc::Receiver<hub::Queued>)> {
+async fn open(state: &AppState, ws: &mut Socket, pre: Option<Box<(Claims, UserRecord)>>) -> Option<Conn> {
     let auth = match pre {
         Some(a) => Some(*a),
         None => authenticate(state, ws).await,
@@ -289,15 +287,14 @@ async fn open(
         let _ = ws.send(close_frame(CLOSE_POLICY, "too many connections")).await;
         return None;
     }
-    let (tx, rx) = mpsc::channel::<hub::Queued>(state.core.config.ws_outbound_queue);
-    let conn = state.hub.register(&user.id, &claims.jti, tx, state.shutdown.child_token());
+    let conn = state.hub.register(&user.id, &claims.jti, state.core.config.ws_outbound_queue);
     let ready = ServerEvent::Ready { user: user.public(true) }.to_frame();
     let online = ServerEvent::OnlineList { users: state.hub.online_users() }.to_frame();
     if greet(ws, &[&ready, &online]).await.is_err() {
         state.hub.unregister(&conn);
         return None;
     }
-    Some((conn, rx))
+    Some(conn)
 }
 
 /// Writes the greeting frames straight to the stream, past tungstenite. Its write buffer
@@ -332,22 +329,30 @@ fn text_frame_header(len: usize) -> Vec<u8> {
     h
 }
 
-/// Writes `first` and whatever else is already queued, up to [`WRITE_BATCH`] frames, then
-/// flushes once: under fan-out a burst of frames becomes one TLS record and one write
-/// instead of one of each per frame.
-async fn write_queued<W: Sink<Message> + Unpin>(
-    sink: &mut W,
-    first: hub::Queued,
-    rx: &mut mpsc::Receiver<hub::Queued>,
-) -> Result<(), W::Error> {
-    sink.feed(Message::Text(*first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match rx.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(*frame)).await?,
-            Err(_) => break,
-        }
+/// The close frame for a connection the hub asked to close, if it did.
+fn closing_frame(conn: &Conn) -> Option<Message> {
+    match conn.close_code() {
+        0 => None,
+        hub::CLOSE_TOO_SLOW => Some(close_frame(hub::CLOSE_TOO_SLOW, "too slow to keep up")),
+        code => Some(close_frame(code, "unauthorized")),
     }
-    sink.flush().await
+}
+
+/// Writes everything queued, [`WRITE_BATCH`] frames at a time with one flush each: under
+/// fan-out a burst of frames becomes one TLS record and one write instead of one of each
+/// per frame.
+async fn write_queued<W: Sink<Message> + Unpin>(sink: &mut W, conn: &Conn) -> Result<(), W::Error> {
+    let mut batch = Vec::new();
+    loop {
+        conn.take(WRITE_BATCH, &mut batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for frame in batch.drain(..) {
+            sink.feed(Message::Text(frame)).await?;
+        }
+        sink.flush().await?;
+    }
 }
 
 /// Closes a connection dropped by the rate limits with 1008, then reads (and discards)
