@@ -8,8 +8,11 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use tokio::sync::{mpsc, oneshot};
 
-/// Most appends committed in one transaction.
-const MAX_BATCH: usize = 512;
+/// Most appends committed in one transaction. Every commit rewrites at least one page per
+/// sender in the idempotency index, so under a flat-out load larger batches write fewer
+/// pages per message: 512 → 4,096 took 100 pairs × 16 in flight from 17.3k to 19.4k msg/s
+/// (three alternating runs each). At 5,000 msg/s batches hold ~10 messages either way.
+const MAX_BATCH: usize = 4096;
 /// Appends waiting for the writer before senders are told to slow down.
 pub(crate) const QUEUE: usize = 16 * 1024;
 
