@@ -306,38 +306,22 @@ impl Snapshot {
         } else {
             // One conversation: walk the unmerged entries from the near end and stop at
             // `limit`, without reading the rest.
-            let mut found = 0;
             let tables = if newest_first {
                 [RECENT_SEQ_CONV_SENDER, MERGING_SEQ_CONV_SENDER]
             } else {
                 [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER]
             };
-            'tables: for table in tables {
+            let mut found = 0;
+            for table in tables {
                 let t = self.tx.open_table(table)?;
-                let range = t.range(after + 1..before)?;
-                let entries: Box<dyn Iterator<Item = _>> =
-                    if newest_first { Box::new(range.rev()) } else { Box::new(range) };
-                for row in entries {
-                    if found == limit {
-                        break 'tables;
-                    }
-                    let (k, v) = row?;
-                    let (c, sender) = v.value();
-                    if c == conv {
-                        rows.insert(k.value(), sender.to_string());
-                        found += 1;
-                    }
+                found += unmerged_entries(&t, conv, (after, before), newest_first, limit - found, &mut rows)?;
+                if found == limit {
+                    break;
                 }
             }
         }
         // The `limit` nearest index entries are enough: any other is beyond them.
-        let t = self.tx.open_table(CONV_SEQ_SENDER)?;
-        let range = t.range((conv, after + 1)..(conv, before))?;
-        let merged: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
-        for row in merged.take(limit) {
-            let (k, v) = row?;
-            rows.insert(k.value().1, v.value().to_string());
-        }
+        indexed_entries(&self.tx.open_table(CONV_SEQ_SENDER)?, conv, (after, before), newest_first, limit, &mut rows)?;
         Ok(if newest_first {
             rows.into_iter().rev().take(limit).collect()
         } else {
@@ -377,6 +361,53 @@ impl Snapshot {
     }
 }
 
+/// Adds to `rows` the entries of `conv` with seq strictly between `bounds` from one table of
+/// unmerged entries, the nearest first in the direction asked and at most `limit` of them;
+/// returns how many. Serves a read snapshot and a write transaction alike.
+fn unmerged_entries(
+    t: &impl ReadableTable<u64, (&'static str, &'static str)>,
+    conv: &str,
+    (after, before): (u64, u64),
+    newest_first: bool,
+    limit: usize,
+    rows: &mut BTreeMap<u64, String>,
+) -> Result<usize> {
+    let range = t.range(after + 1..before)?;
+    let entries: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
+    let mut found = 0;
+    for row in entries {
+        if found == limit {
+            break;
+        }
+        let (k, v) = row?;
+        let (c, sender) = v.value();
+        if c == conv {
+            rows.insert(k.value(), sender.to_string());
+            found += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// Adds to `rows` the `limit` entries of `conv` in the per-conversation index with seq
+/// strictly between `bounds` that are nearest in the direction asked.
+fn indexed_entries(
+    t: &impl ReadableTable<(&'static str, u64), &'static str>,
+    conv: &str,
+    (after, before): (u64, u64),
+    newest_first: bool,
+    limit: usize,
+    rows: &mut BTreeMap<u64, String>,
+) -> Result<()> {
+    let range = t.range((conv, after + 1)..(conv, before))?;
+    let entries: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
+    for row in entries.take(limit) {
+        let (k, v) = row?;
+        rows.insert(k.value().1, v.value().to_string());
+    }
+    Ok(())
+}
+
 /// Marks a conversation read for `reader` up to its newest message. Messages from
 /// `stamp_from` (the DM peer) get `readAt` set. Returns how many messages from others
 /// became read and the id of the newest of them.
@@ -394,18 +425,10 @@ pub fn mark_read(
         let mut marks = tx.open_table(READER_CONV_READSEQ)?;
         let old = marks.get((reader.as_str(), conv))?.map(|v| v.value()).unwrap_or(0);
         let mut rows: BTreeMap<u64, String> = BTreeMap::new();
-        for row in tx.open_table(CONV_SEQ_SENDER)?.range((conv, old + 1)..(conv, u64::MAX))? {
-            let (k, sender) = row?;
-            rows.insert(k.value().1, sender.value().to_string());
-        }
+        let unread = (old, u64::MAX);
+        indexed_entries(&tx.open_table(CONV_SEQ_SENDER)?, conv, unread, false, usize::MAX, &mut rows)?;
         for table in [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER] {
-            for row in tx.open_table(table)?.range(old + 1..)? {
-                let (k, v) = row?;
-                let (c, sender) = v.value();
-                if c == conv {
-                    rows.insert(k.value(), sender.to_string());
-                }
-            }
+            unmerged_entries(&tx.open_table(table)?, conv, unread, false, usize::MAX, &mut rows)?;
         }
         let mut msgs = tx.open_table(SEQ_MESSAGE)?;
         let mut newest = old;
