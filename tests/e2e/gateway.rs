@@ -147,9 +147,9 @@ async fn an_idle_session_reserves_little_memory_per_connection() {
     let state = d.running.as_ref().unwrap().state.clone();
     let user = quickmeet::ids::UserId::from("u");
     let conn = state.hub.register(&user, "jti", 8);
-    let sink = futures_util::sink::drain::<tungstenite::Message>();
-    let stream = futures_util::stream::pending::<Result<tungstenite::Message, tungstenite::Error>>();
-    let session = quickmeet_daemon::ws::session(state.clone(), sink, stream, conn.clone());
+    let (io, _peer) = tokio::io::duplex(64);
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, tungstenite::protocol::Role::Server, None).await;
+    let session = quickmeet_daemon::ws::session(state.clone(), Box::new(ws), conn.clone());
     let size = std::mem::size_of_val(&session);
     eprintln!("an idle session future reserves {size} bytes");
     assert!(size <= 1024, "an idle session future reserves {size} bytes");

@@ -179,11 +179,14 @@ async fn idle(binary: &Path, connections: usize, users: usize) -> anyhow::Result
     let d = Daemon::spawn(binary).await?;
     let (r, sockets) = idle::run(&d, connections, users).await?;
     println!(
-        "connections {} | daemon RSS {} KiB → {} KiB | {:.1} KiB per connection",
+        "connections {} | daemon RSS {} KiB → {} KiB | {:.1} KiB per connection | after one {}-character message each: {} KiB, {:.1} KiB per connection",
         r.connections,
         r.rss_before_kib,
         r.rss_after_kib,
-        r.per_connection_kib()
+        r.per_connection_kib(),
+        idle::MESSAGE_CHARS,
+        r.rss_after_message_kib,
+        r.per_connection_after_message_kib()
     );
     drop(sockets);
     d.stop();

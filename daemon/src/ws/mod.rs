@@ -26,7 +26,7 @@ use quickmeet::Error;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -183,22 +183,20 @@ where
 /// One connection from authentication to close.
 pub async fn run(state: AppState, mut ws: Socket, pre: Option<Box<(Claims, UserRecord)>>) {
     let Some(conn) = Box::pin(open(&state, &mut ws, pre)).await else { return };
-    let (sink, stream) = ws.split();
-    session(state, sink, stream, conn).await
+    session(state, Box::new(ws), conn).await
 }
 
-/// The life of an open, greeted connection. Generic over the socket halves so tests can
-/// drive it without a network.
+/// The life of an open, greeted connection. Generic over the socket's transport so tests
+/// can drive it without a network; boxed, so that an idle session's future stays small.
 ///
 /// The session's own future lives as long as the connection, and a future is as large as
 /// its largest state, so everything that is only awaited now and then (handling a frame,
 /// writing a batch) is boxed: its state is allocated while it runs instead of being
 /// reserved in every idle connection. With [`AppState`] a single pointer, that took an idle
 /// session's future from ~12 KiB to a few hundred bytes.
-pub async fn session<W, R>(state: AppState, mut sink: W, mut stream: R, conn: Conn)
+pub async fn session<S>(state: AppState, mut ws: Box<WebSocketStream<S>>, conn: Conn)
 where
-    W: Sink<Message> + Unpin + Send,
-    R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut buckets = WsBuckets::new(state.limits.ws);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -208,36 +206,36 @@ where
         tokio::select! {
             biased;
             _ = state.shutdown.cancelled() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close_frame(1001, "server shutting down"))).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(close_frame(1001, "server shutting down"))).await;
                 break;
             }
             _ = conn.woken() => {
                 if let Some(frame) = closing_frame(&conn) {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(frame)).await;
                     break;
                 }
                 // A write blocked by a client that does not read must not keep the session
                 // from noticing it is being closed; the loop comes round to the close.
                 tokio::select! {
-                    sent = Box::pin(write_queued(&mut sink, &conn)) => if sent.is_err() { break },
+                    sent = Box::pin(write_queued(&mut ws, &conn)) => if sent.is_err() { break },
                     _ = conn.closing() => {}
                     _ = state.shutdown.cancelled() => {}
                 }
                 // `closing` consumed the wake-ups of frames queued meanwhile, and of the close.
                 conn.rewake();
             }
-            msg = stream.next() => match msg {
+            msg = ws.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Err(e)) => {
                     if is_too_big(&e) {
-                        let _ = sink.send(close_frame(1009, "frame too large")).await;
+                        let _ = ws.send(close_frame(1009, "frame too large")).await;
                     }
                     break;
                 }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
                     if Box::pin(handle(&state, &conn, &in_flight, &mut buckets, &text)).await.is_break() {
-                        Box::pin(drop_flooder(&mut sink, &mut stream)).await;
+                        Box::pin(drop_flooder(&mut ws)).await;
                         break;
                     }
                 }
@@ -247,7 +245,7 @@ where
                         Gate::Pass => conn.send(error_event("invalid_frame", "frames must be JSON text")),
                         Gate::Refused => {}
                         Gate::Drop => {
-                            Box::pin(drop_flooder(&mut sink, &mut stream)).await;
+                            Box::pin(drop_flooder(&mut ws)).await;
                             break;
                         }
                     }
@@ -257,10 +255,10 @@ where
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
-                    let _ = sink.send(close_frame(1001, "idle timeout")).await;
+                    let _ = ws.send(close_frame(1001, "idle timeout")).await;
                     break;
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
             }
@@ -302,31 +300,41 @@ async fn open(state: &AppState, ws: &mut Socket, pre: Option<Box<(Claims, UserRe
 /// and the online list grows with everyone online (~39 bytes each): written through
 /// tungstenite, 500 people online cost every connection ~20 KiB for as long as it is open.
 async fn greet(ws: &mut Socket, frames: &[&str]) -> std::io::Result<()> {
-    // Nothing of tungstenite's (a pong to a ping during authentication) may be half-written.
+    let mut bytes = Vec::new();
+    for text in frames {
+        push_text_frame(&mut bytes, text);
+    }
+    write_raw(ws, &bytes).await
+}
+
+/// Writes whole frames straight to the transport, once nothing of tungstenite's (a pong
+/// to a ping) is half-written.
+async fn write_raw<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     ws.flush().await.map_err(std::io::Error::other)?;
     let io = ws.get_mut();
-    for text in frames {
-        io.write_all(&text_frame_header(text.len())).await?;
-        io.write_all(text.as_bytes()).await?;
-    }
+    io.write_all(bytes).await?;
     io.flush().await
 }
 
-/// The header of an unmasked, final text frame of `len` bytes (RFC 6455 §5.2).
-fn text_frame_header(len: usize) -> Vec<u8> {
-    let mut h = vec![0x81];
+/// Appends an unmasked, final text frame (RFC 6455 §5.2).
+fn push_text_frame(out: &mut Vec<u8>, text: &str) {
+    let len = text.len();
+    out.push(0x81);
     match len {
-        0..=125 => h.push(len as u8),
+        0..=125 => out.push(len as u8),
         126..=0xffff => {
-            h.push(126);
-            h.extend_from_slice(&(len as u16).to_be_bytes());
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
         }
         _ => {
-            h.push(127);
-            h.extend_from_slice(&(len as u64).to_be_bytes());
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
-    h
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// The close frame for a connection the hub asked to close, if it did.
@@ -338,34 +346,39 @@ fn closing_frame(conn: &Conn) -> Option<Message> {
     }
 }
 
-/// Writes everything queued, [`WRITE_BATCH`] frames at a time with one flush each: under
-/// fan-out a burst of frames becomes one TLS record and one write instead of one of each
-/// per frame.
-async fn write_queued<W: Sink<Message> + Unpin>(sink: &mut W, conn: &Conn) -> Result<(), W::Error> {
+/// Writes everything queued, [`WRITE_BATCH`] frames at a time with one write and flush
+/// each: under fan-out a burst of frames becomes one TLS record and one system call. The
+/// frames go past tungstenite, whose write buffer would keep the capacity of the largest
+/// batch a connection ever received for as long as it stays open; this buffer is freed.
+async fn write_queued<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    conn: &Conn,
+) -> std::io::Result<()> {
     let mut batch = Vec::new();
+    let mut bytes = Vec::new();
     loop {
         conn.take(WRITE_BATCH, &mut batch);
         if batch.is_empty() {
             return Ok(());
         }
         for frame in batch.drain(..) {
-            sink.feed(Message::Text(frame)).await?;
+            push_text_frame(&mut bytes, frame.as_str());
         }
-        sink.flush().await?;
+        write_raw(ws, &bytes).await?;
+        bytes.clear();
     }
 }
 
 /// Closes a connection dropped by the rate limits with 1008, then reads (and discards)
 /// what it still sends for up to a second: closing a TCP socket with unread data resets
 /// it, and the client would lose the close frame that tells it why.
-async fn drop_flooder<W, R>(sink: &mut W, stream: &mut R)
+async fn drop_flooder<W>(ws: &mut W)
 where
-    W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+    W: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
-    let _ = sink.send(close_frame(CLOSE_POLICY, "rate limited")).await;
+    let _ = ws.send(close_frame(CLOSE_POLICY, "rate limited")).await;
     let drain = async {
-        while let Some(Ok(msg)) = stream.next().await {
+        while let Some(Ok(msg)) = ws.next().await {
             if matches!(msg, Message::Close(_)) {
                 break;
             }
