@@ -42,8 +42,9 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const IN_FLIGHT: usize = 256;
 /// Queued frames written together before one flush.
 const WRITE_BATCH: usize = 64;
-/// Frames buffered before tungstenite writes them out even without a flush; a batch is
-/// flushed as a whole anyway, this only caps how much one write carries.
+/// What tungstenite buffers before writing even without a flush. Only its control frames
+/// (pings, pongs, closes) go through it; queued frames are written past it (see
+/// [`write_queued`]).
 const WRITE_BUFFER: usize = 16 * 1024;
 /// tungstenite's read buffer, allocated up front and kept for the connection's life. Client
 /// frames are small (a chat send, a ping); a larger one is read in several passes over
@@ -56,12 +57,12 @@ const CLOSE_POLICY: u16 = 1008;
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Upgrades to a WebSocket, over HTTP/1.1 (`GET` + `Upgrade: websocket`) or HTTP/2
-/// (extended `CONNECT`, RFC 8441), with small buffers: a 1 KiB read buffer (it grows for a
-/// larger frame) and a write buffer that only fills while a batch of queued frames is
-/// written keep an idle connection at a few KiB instead of tungstenite's ~134 KiB default.
+/// (extended `CONNECT`, RFC 8441), with small buffers: a 256-byte read buffer (it grows for
+/// a larger frame) and data frames written past tungstenite's write buffer keep an idle
+/// connection at a few KiB instead of tungstenite's ~134 KiB default.
 ///
 /// The handshake is done here rather than by axum's `WebSocketUpgrade` because the
-/// greeting needs the raw stream (see [`greet`]).
+/// greeting and the queued frames are written to the raw stream (see [`greet`]).
 pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
     let accept = match check_handshake(&req) {
         Ok(accept) => accept,
