@@ -216,13 +216,17 @@ where
                     break;
                 }
                 // A write blocked by a client that does not read must not keep the session
-                // from noticing it is being closed; the loop comes round to the close.
-                tokio::select! {
-                    sent = Box::pin(write_queued(&mut ws, &conn)) => if sent.is_err() { break },
-                    _ = conn.closing() => {}
-                    _ = state.shutdown.cancelled() => {}
+                // from noticing it is being closed. Cut off, it may have left a frame half
+                // sent, after which nothing else can be: the connection is dropped as it is.
+                let written = tokio::select! {
+                    sent = Box::pin(write_queued(&mut ws, &conn)) => sent.is_ok(),
+                    _ = conn.closing() => false,
+                    _ = state.shutdown.cancelled() => false,
+                };
+                if !written {
+                    break;
                 }
-                // `closing` consumed the wake-ups of frames queued meanwhile, and of the close.
+                // `closing` consumed the wake-ups of frames queued meanwhile, and of a close.
                 conn.rewake();
             }
             msg = ws.next() => match msg {
