@@ -7,6 +7,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
+/// See `systemd::tune_allocator` for why, and how it is set up.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Sets the allocator's options before anything allocates (a constructor, run by the
+/// dynamic loader ahead of the Rust runtime).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ALLOCATOR_SETUP: extern "C" fn() = quickmeet_daemon::systemd::tune_allocator;
+
 /// The Quick Meet daemon: chat, files and calls for the local network over HTTPS.
 ///
 /// With no flags at all it serves https://0.0.0.0:8443/ with data in ./data.
@@ -33,7 +43,6 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    quickmeet_daemon::systemd::limit_malloc_arenas();
     quickmeet_daemon::systemd::init_logging();
     let notifier = quickmeet_daemon::systemd::Notifier::from_env();
     let args = Args::parse();
