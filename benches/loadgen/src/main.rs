@@ -14,6 +14,7 @@ mod stats;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use client::Daemon;
+use scenarios::chat::ClientIds;
 use scenarios::*;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,10 @@ enum Scenario {
         /// schedule whatever the acks; latency counts from when each message was due.
         #[arg(long)]
         rate: Option<f64>,
+        /// How senders make their clientIds: `time` as the web client does (creation time
+        /// first), or `random` as a client using crypto.randomUUID() would.
+        #[arg(long, value_enum, default_value_t = ClientIds::Time)]
+        client_ids: ClientIds,
     },
     /// N idle authenticated WebSockets: daemon RSS per connection.
     Idle {
@@ -106,7 +111,9 @@ async fn main() -> anyhow::Result<()> {
     let nofile = client::raise_nofile();
     println!("open-files limit of the load generator: {nofile}");
     match args.scenario {
-        Scenario::Chat { senders, messages, window, rate } => chat(&binary, &senders, messages, window, rate).await?,
+        Scenario::Chat { senders, messages, window, rate, client_ids } => {
+            chat(&binary, &senders, messages, window, rate, client_ids).await?
+        }
         Scenario::Idle { connections, users } => idle(&binary, connections, users).await?,
         Scenario::Fanout { groups, members, messages, window } => {
             fanout(&binary, groups, members, messages, window).await?
@@ -116,9 +123,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Signaling { count } => signaling(&binary, count).await?,
         Scenario::Startup { messages, runs } => startup(&binary, messages, runs).await?,
         Scenario::All => {
-            chat(&binary, &[1, 10, 100], 5000, 1, None).await?;
-            chat(&binary, &[100], 20000, 16, None).await?;
-            chat(&binary, &[100], 50000, 1, Some(5000.0)).await?;
+            chat(&binary, &[1, 10, 100], 5000, 1, None, ClientIds::Time).await?;
+            chat(&binary, &[100], 20000, 16, None, ClientIds::Time).await?;
+            chat(&binary, &[100], 50000, 1, Some(5000.0), ClientIds::Time).await?;
             fanout(&binary, 4, 50, 500, 16).await?;
             burst(&binary, 20).await?;
             upload(&binary, 4, 50 * 1024 * 1024).await?;
@@ -136,6 +143,7 @@ async fn chat(
     messages: usize,
     window: usize,
     rate: Option<f64>,
+    ids: ClientIds,
 ) -> anyhow::Result<()> {
     match rate {
         Some(r) => println!("\n## chat: durable 1-to-1 sends, open loop at {r:.0} msg/s in all"),
@@ -151,7 +159,7 @@ async fn chat(
             Some(r) => chat::Pace::Rate(r / n as f64),
             None => chat::Pace::Window(window),
         };
-        let mut r = chat::run(pairs, per_sender, pace).await?;
+        let mut r = chat::run(pairs, per_sender, pace, ids).await?;
         // The relay ratio compares flat-out rates; an open-loop run has none.
         let relay_columns = if rate.is_none() {
             let relay = baseline::start(&d.data_dir, d.tls.clone()).await?;

@@ -35,6 +35,9 @@ pub struct SendDmRequest {
     content: String,
     kind: Option<Kind>,
     file_id: Option<FileId>,
+    /// Idempotency key, 1–64 printable ASCII characters: a repeat from the same sender
+    /// returns the first message (200). Time-ordered keys (UUIDv7, as the web client makes)
+    /// are cheapest to index; random ones cost the server more under load.
     client_id: Option<String>,
 }
 
@@ -48,6 +51,9 @@ pub struct SendGroupRequest {
     content: String,
     kind: Option<Kind>,
     file_id: Option<FileId>,
+    /// Idempotency key, 1–64 printable ASCII characters: a repeat from the same sender
+    /// returns the first message (200). Time-ordered keys (UUIDv7, as the web client makes)
+    /// are cheapest to index; random ones cost the server more under load.
     client_id: Option<String>,
 }
 

@@ -11,9 +11,22 @@ export class ProtocolError extends Error {
   }
 }
 
-/** @returns {string} a random idempotency key */
+/**
+ * An idempotency key in the UUIDv7 layout: the creation time in milliseconds, then random
+ * bits. Keys made later sort later, so the server's (sender, clientId) index grows at its
+ * end; random keys would rewrite an index page per message (about 40% fewer durable sends
+ * per second under load, see docs/performance.md).
+ * @returns {string}
+ */
 export function newClientId() {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  let ms = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = (b[6] & 0x0f) | 0x70;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }

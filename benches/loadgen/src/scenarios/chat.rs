@@ -35,6 +35,65 @@ pub async fn connect_pairs(d: &Daemon, pairs: usize, tag: &str) -> anyhow::Resul
     Ok(out)
 }
 
+/// How senders make their `clientId`s. The daemon indexes (sender, clientId), so the
+/// order of one sender's keys decides how many index pages each commit rewrites.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum ClientIds {
+    /// As the web client makes them: the UUIDv7 layout, creation time in milliseconds
+    /// first, so one sender's keys sort in the order sent.
+    #[default]
+    Time,
+    /// Random (UUIDv4), as a client using `crypto.randomUUID()` would send.
+    Random,
+}
+
+/// One sender's `clientId`s.
+struct IdMaker {
+    kind: ClientIds,
+    state: u64,
+}
+
+impl IdMaker {
+    fn new(kind: ClientIds, sender: &str) -> IdMaker {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        IdMaker { kind, state: fnv(sender) ^ nanos as u64 }
+    }
+
+    /// splitmix64
+    fn random(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+
+    fn next(&mut self) -> String {
+        let (r, lo) = (self.random(), self.random());
+        let hi = match self.kind {
+            ClientIds::Time => {
+                let ms =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+                ((ms as u64) << 16) | 0x7000 | (r & 0x0fff)
+            }
+            ClientIds::Random => (r & !0xf000) | 0x4000,
+        };
+        let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            hi >> 32,
+            (hi >> 16) & 0xffff,
+            hi & 0xffff,
+            lo >> 48,
+            lo & 0xffff_ffff_ffff
+        )
+    }
+}
+
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
 /// How senders pace themselves.
 #[derive(Clone, Copy)]
 pub enum Pace {
@@ -45,14 +104,19 @@ pub enum Pace {
 }
 
 /// Runs the chat load over connected pairs.
-pub async fn run(pairs: Vec<(Ws, Ws, String)>, per_sender: usize, pace: Pace) -> anyhow::Result<ChatResult> {
+pub async fn run(
+    pairs: Vec<(Ws, Ws, String)>,
+    per_sender: usize,
+    pace: Pace,
+    ids: ClientIds,
+) -> anyhow::Result<ChatResult> {
     let epoch = Instant::now();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (sender, receiver, to) in pairs {
         match pace {
-            Pace::Window(w) => tasks.push(tokio::spawn(send_closed_loop(sender, to, per_sender, w, epoch))),
-            Pace::Rate(r) => tasks.push(tokio::spawn(send_open_loop(sender, to, per_sender, r, epoch))),
+            Pace::Window(w) => tasks.push(tokio::spawn(send_closed_loop(sender, to, per_sender, w, ids, epoch))),
+            Pace::Rate(r) => tasks.push(tokio::spawn(send_open_loop(sender, to, per_sender, r, ids, epoch))),
         }
         tasks.push(tokio::spawn(receive(receiver, per_sender, epoch)));
     }
@@ -78,8 +142,10 @@ pub async fn send_closed_loop(
     to: String,
     count: usize,
     window: usize,
+    ids: ClientIds,
     epoch: Instant,
 ) -> anyhow::Result<Vec<Duration>> {
+    let mut ids = IdMaker::new(ids, &to);
     let mut sent_at: HashMap<u64, Instant> = HashMap::new();
     let mut latencies = Vec::with_capacity(count);
     let mut next = 0usize;
@@ -87,7 +153,7 @@ pub async fn send_closed_loop(
         while next < count && sent_at.len() < window {
             let r = next as u64 + 1;
             let micros = epoch.elapsed().as_micros();
-            let frame = json!({"type": "message:send", "ref": r, "data": {"to": to, "content": format!("t{micros}"), "clientId": format!("lg-{next}")}});
+            let frame = json!({"type": "message:send", "ref": r, "data": {"to": to, "content": format!("t{micros}"), "clientId": ids.next()}});
             sent_at.insert(r, Instant::now());
             ws.send(Message::Text(frame.to_string().into())).await?;
             next += 1;
@@ -108,8 +174,10 @@ pub async fn send_open_loop(
     to: String,
     count: usize,
     rate: f64,
+    ids: ClientIds,
     epoch: Instant,
 ) -> anyhow::Result<Vec<Duration>> {
+    let mut ids = IdMaker::new(ids, &to);
     let period = Duration::from_secs_f64(1.0 / rate);
     let (mut sink, mut stream) = ws.split();
     // Senders start spread over one period, not all on the same tick.
@@ -119,7 +187,7 @@ pub async fn send_open_loop(
             let due = start + period * i as u32;
             tokio::time::sleep_until(due.into()).await;
             let micros = epoch.elapsed().as_micros();
-            let frame = json!({"type": "message:send", "ref": i, "data": {"to": to, "content": format!("t{micros}"), "clientId": format!("lg-{i}")}});
+            let frame = json!({"type": "message:send", "ref": i, "data": {"to": to, "content": format!("t{micros}"), "clientId": ids.next()}});
             sink.send(Message::Text(frame.to_string().into())).await?;
         }
         anyhow::Ok(())
@@ -154,8 +222,7 @@ where
 
 /// A stable fraction in [0, 1) derived from a name, to stagger senders.
 fn rand_fraction(name: &str) -> f64 {
-    let h = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    (h % 1000) as f64 / 1000.0
+    (fnv(name) % 1000) as f64 / 1000.0
 }
 
 /// Receives `count` messages and returns each one's send→receive latency.
