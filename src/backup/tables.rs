@@ -32,6 +32,7 @@ pub(crate) const TABLES: &[(&str, Kind)] = &[
     ("seq_message", Kind::U64Bytes),
     ("messageid_seq", Kind::StrU64),
     ("conv_seq_sender", Kind::StrU64ToStr),
+    ("clientid_sender_seq", Kind::StrStrToU64),
     ("sender_clientid_seq", Kind::StrStrToU64),
     ("user_peer_lastseq", Kind::StrStrToU64),
     ("reader_conv_readseq", Kind::StrStrToU64),

@@ -6,7 +6,12 @@
 //!   enough to page history and count unread without loading message bodies;
 //! - `recent_seq_conv_sender`: seq → (conversation, sender) of the newest messages, not yet
 //!   merged into `conv_seq_sender` and `user_peer_lastseq` (see below);
-//! - `sender_clientid_seq`: (sender, clientId) → seq, the idempotency index;
+//! - `clientid_sender_seq`: (clientId, sender) → seq, the idempotency index. ClientId
+//!   first: clients make time-ordered keys (the web client's are UUIDv7s), so a batch's
+//!   keys land together at the end of the table instead of on a page per sender;
+//! - `sender_clientid_seq`: the same index as schema 2 kept it, (sender, clientId) → seq;
+//!   read, never written, so that older messages stay idempotent without a migration
+//!   rewriting them;
 //! - `user_peer_lastseq`: (user, peer) → last seq of their DM, listing a user's DMs;
 //! - `reader_conv_readseq`: (reader, conversation) → the seq read up to.
 //!
@@ -31,6 +36,7 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
 pub(crate) const CONV_SEQ_SENDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("conv_seq_sender");
+pub(crate) const CLIENTID_SENDER_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("clientid_sender_seq");
 pub(crate) const SENDER_CLIENTID_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_clientid_seq");
 pub(crate) const USER_PEER_LASTSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("user_peer_lastseq");
 pub(crate) const READER_CONV_READSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("reader_conv_readseq");
@@ -164,6 +170,8 @@ pub(crate) struct Appender<'tx> {
     messages: Table<'tx, u64, &'static [u8]>,
     ids: Table<'tx, &'static str, u64>,
     client_ids: Table<'tx, (&'static str, &'static str), u64>,
+    /// Schema 2's index, when it holds anything.
+    legacy_client_ids: Option<Table<'tx, (&'static str, &'static str), u64>>,
     recent: Table<'tx, u64, (&'static str, &'static str)>,
 }
 
@@ -173,7 +181,8 @@ impl<'tx> Appender<'tx> {
             tx,
             messages: tx.open_table(SEQ_MESSAGE)?,
             ids: tx.open_table(MESSAGEID_SEQ)?,
-            client_ids: tx.open_table(SENDER_CLIENTID_SEQ)?,
+            client_ids: tx.open_table(CLIENTID_SENDER_SEQ)?,
+            legacy_client_ids: Some(tx.open_table(SENDER_CLIENTID_SEQ)?).filter(|t| !t.is_empty().unwrap_or(false)),
             recent: tx.open_table(RECENT_SEQ_CONV_SENDER)?,
         })
     }
@@ -183,7 +192,10 @@ impl<'tx> Appender<'tx> {
     pub(crate) fn append(&mut self, seq: &mut u64, draft: &Draft) -> Result<(Message, bool)> {
         let from = draft.from.as_str();
         if let Some(cid) = &draft.client_id {
-            let existing = self.client_ids.get((from, cid.as_str()))?.map(|v| v.value());
+            let mut existing = self.client_ids.get((cid.as_str(), from))?.map(|v| v.value());
+            if let (None, Some(legacy)) = (existing, &self.legacy_client_ids) {
+                existing = legacy.get((from, cid.as_str()))?.map(|v| v.value());
+            }
             if let Some(old) = existing {
                 let cell = self
                     .messages
@@ -217,7 +229,7 @@ impl<'tx> Appender<'tx> {
         self.ids.insert(msg.id.as_str(), *seq)?;
         self.recent.insert(*seq, (conv.as_str(), from))?;
         if let Some(cid) = &draft.client_id {
-            self.client_ids.insert((from, cid.as_str()), *seq)?;
+            self.client_ids.insert((cid.as_str(), from), *seq)?;
         }
         if let Some(f) = &draft.file {
             crate::files::data::record_posted(self.tx, f.id.as_str(), &conv, *seq)?;

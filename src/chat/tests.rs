@@ -202,3 +202,30 @@ async fn messages_read_the_same_before_and_after_the_writer_merges_its_recent_en
     let page = c.chat.history(&b, &Target::User(a.clone()), Some(m.id.as_str()), 100).await.unwrap();
     assert_eq!(page.messages.iter().map(|m| m.content.clone()).collect::<Vec<_>>(), want[0]);
 }
+
+#[tokio::test]
+async fn a_client_id_indexed_the_schema_2_way_is_still_recognised() {
+    use redb::ReadableTableMetadata;
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    let req = |cid: &str| SendRequest { client_id: Some(cid.into()), ..text("hi") };
+    let (m1, _) = c.chat.send(&a, Target::User(b.clone()), req("old-1")).await.unwrap();
+    // Move its entry to the schema-2 index, (sender, clientId) → seq, as an upgraded
+    // database has it.
+    let tx = c.store.begin_write().unwrap();
+    {
+        let mut new = tx.open_table(data::CLIENTID_SENDER_SEQ).unwrap();
+        let seq = new.remove(("old-1", a.as_str())).unwrap().unwrap().value();
+        tx.open_table(data::SENDER_CLIENTID_SEQ).unwrap().insert((a.as_str(), "old-1"), seq).unwrap();
+        assert!(new.is_empty().unwrap());
+    }
+    tx.commit().unwrap();
+    assert_eq!(c.chat.send(&a, Target::User(b.clone()), req("old-1")).await.unwrap(), (m1, false));
+    let (m2, new) = c.chat.send(&a, Target::User(b.clone()), req("new-1")).await.unwrap();
+    assert!(new);
+    assert_eq!(c.chat.send(&a, Target::User(b.clone()), req("new-1")).await.unwrap(), (m2, false));
+    // The same clientId from another sender is another message.
+    assert!(c.chat.send(&b, Target::User(a.clone()), req("new-1")).await.unwrap().1);
+    let tx = c.store.begin_read().unwrap();
+    assert_eq!(tx.open_table(data::CLIENTID_SENDER_SEQ).unwrap().len().unwrap(), 2);
+}

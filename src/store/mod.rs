@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Schema version this build writes. Opening a newer database is refused.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
 
@@ -134,6 +134,9 @@ impl Store {
                 // 1 -> 2: the chat writer's `recent_seq_conv_sender` and `merging_seq_conv_sender`;
                 // everything a version-1 database holds is merged already.
                 1 => crate::create_tables(&tx)?,
+                // 2 -> 3: `clientid_sender_seq`, the idempotency index keyed clientId first;
+                // `sender_clientid_seq` stays as it was, read for the messages it indexes.
+                2 => crate::create_tables(&tx)?,
                 _ => unreachable!("no migration from {version}"),
             }
             version += 1;
@@ -203,7 +206,7 @@ mod tests {
         tx.commit().unwrap();
         drop(s);
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         let tx = s.begin_read().unwrap();
         assert!(tx.open_table(crate::chat::data::RECENT_SEQ_CONV_SENDER).is_ok());
         assert!(tx.open_table(crate::chat::data::MERGING_SEQ_CONV_SENDER).is_ok());
