@@ -152,7 +152,22 @@ impl Daemon {
         ticks as f64 / 100.0
     }
 
+    /// Stops the daemon as systemd does, with SIGTERM, so that it closes its database
+    /// cleanly (after a SIGKILL, the next open of a data dir that was written to repairs
+    /// the whole file first); SIGKILL if it has not exited within 15 s.
     pub fn stop(mut self) {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if kill(pid, Signal::SIGTERM).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            eprintln!("quickmeetd did not stop within 15 s of SIGTERM; killing it");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

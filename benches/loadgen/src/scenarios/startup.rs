@@ -43,15 +43,18 @@ pub async fn prepare(messages: usize) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Starts the daemon `runs` times on `dir`; returns each time to health.
-pub async fn run(binary: &Path, dir: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
+/// Starts the daemon once on `dir`, uncounted (it migrates an older schema, or repairs the
+/// file after a kill, if it must), then `runs` times; returns the first start's time to
+/// health and each counted one.
+pub async fn run(binary: &Path, dir: &Path, runs: usize) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let first = Daemon::spawn_on(binary, dir).await?;
+    let first_in = first.started_in;
+    first.stop();
     let mut out = Vec::new();
     for _ in 0..runs {
         let d = Daemon::spawn_on(binary, dir).await?;
         out.push(d.started_in);
         d.stop();
-        // The store must be released before the next start.
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(out)
+    Ok((first_in, out))
 }
