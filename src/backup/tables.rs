@@ -31,6 +31,7 @@ pub(crate) const TABLES: &[(&str, Kind)] = &[
     ("groupid_group", Kind::StrBytes),
     ("seq_message", Kind::U64Bytes),
     ("messageid_seq", Kind::StrU64),
+    ("name_secret", Kind::StrU64),
     ("conv_seq_sender", Kind::StrU64ToStr),
     ("clientid_sender_seq", Kind::StrStrToU64),
     ("sender_clientid_seq", Kind::StrStrToU64),

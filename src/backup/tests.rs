@@ -110,6 +110,11 @@ async fn a_restore_brings_back_users_groups_messages_and_files() {
     let bob = r.accounts.find("bob").unwrap().id;
     let page = r.chat.history(&bob, &Target::User(alice.id.clone()), None, 50).await.unwrap();
     assert_eq!(page.messages.len(), 1);
+    // Message ids carry their seq under the database's own key, which the backup carries:
+    // a cursor a client kept from before the restore still finds its place.
+    let before = c.chat.sync(&bob, None).await.unwrap().messages;
+    let after = r.chat.sync(&bob, Some(before[0].id.as_str())).await.unwrap().messages;
+    assert_eq!(after.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["hello team"]);
     let g = r.groups.all().remove(0);
     assert_eq!(r.chat.history(&alice.id, &Target::Group(g.id), None, 50).await.unwrap().messages.len(), 1);
     assert_eq!(std::fs::read(fresh.join("files/ab/blob")).unwrap(), b"file bytes");

@@ -1,7 +1,10 @@
 //! Message storage. A global sequence number orders every message; tables:
 //!
 //! - `seq_message`: seq → message JSON;
-//! - `messageid_seq`: message id → seq (for `before` and `since` cursors);
+//! - `messageid_seq`: message id → seq, for `before` and `since` cursors, written up to
+//!   schema 3. A message since carries its seq in its id instead (see [`IdCodec`]), so
+//!   appends skip this index: one B-tree insert less per message;
+//! - `name_secret`: the key that hides seqs in message ids (`message_ids`);
 //! - `conv_seq_sender`: (conversation, seq) → sender id: one index per DM pair or group,
 //!   enough to page history and count unread without loading message bodies;
 //! - `recent_seq_conv_sender`: seq → (conversation, sender) of the newest messages, not yet
@@ -32,9 +35,11 @@ use crate::store::{from_cell, to_cell, ReadTx, Store};
 use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
+pub(crate) const NAME_SECRET: TableDefinition<&str, u64> = TableDefinition::new("name_secret");
 pub(crate) const CONV_SEQ_SENDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("conv_seq_sender");
 pub(crate) const CLIENTID_SENDER_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("clientid_sender_seq");
 pub(crate) const SENDER_CLIENTID_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_clientid_seq");
@@ -162,13 +167,117 @@ impl Position {
     }
 }
 
+/// Makes and reads message ids that carry their sequence number: UUIDv7s whose 48-bit
+/// millisecond timestamp keeps them time-ordered as the protocol asks, and whose 62
+/// random bits hold the seq put through a keyed permutation. So a cursor finds its message
+/// without an id index, and an id does not tell how many messages the server has stored
+/// (the key is per database, in `name_secret`, and travels in backups). This hides counts
+/// from users; it is not meant to withstand cryptanalysis, and nothing depends on ids being
+/// unguessable: every read checks who is party to the message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IdCodec {
+    key: u64,
+}
+
+const SEQ_BITS: u32 = 62;
+const HALF_BITS: u32 = SEQ_BITS / 2;
+const HALF_MASK: u64 = (1 << HALF_BITS) - 1;
+const ROUNDS: u64 = 6;
+/// The `name_secret` entry holding the key.
+const ID_KEY: &str = "message_ids";
+
+impl IdCodec {
+    /// Reads the key, which [`IdCodec::ensure_key`] made when the schema was created.
+    fn read(t: impl ReadableTable<&'static str, u64>) -> Result<IdCodec> {
+        let key = t.get(ID_KEY)?.ok_or_else(|| Error::Internal("message id key missing".into()))?.value();
+        Ok(IdCodec { key })
+    }
+
+    /// Makes the key of a database that has none yet.
+    pub(crate) fn ensure_key(tx: &WriteTransaction) -> Result<()> {
+        let mut t = tx.open_table(NAME_SECRET)?;
+        if t.get(ID_KEY)?.is_none() {
+            t.insert(ID_KEY, rand::random::<u64>())?;
+        }
+        Ok(())
+    }
+
+    /// One Feistel round function over a 31-bit half (splitmix64's finaliser, keyed).
+    fn round(&self, i: u64, half: u64) -> u64 {
+        let mut z = half ^ self.key.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) & HALF_MASK
+    }
+
+    fn permute(&self, v: u64) -> u64 {
+        let (mut l, mut r) = (v >> HALF_BITS, v & HALF_MASK);
+        for i in 0..ROUNDS {
+            (l, r) = (r, l ^ self.round(i, r));
+        }
+        (l << HALF_BITS) | r
+    }
+
+    fn unpermute(&self, v: u64) -> u64 {
+        let (mut l, mut r) = (v >> HALF_BITS, v & HALF_MASK);
+        for i in (0..ROUNDS).rev() {
+            (l, r) = (r ^ self.round(i, l), l);
+        }
+        (l << HALF_BITS) | r
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_key(key: u64) -> IdCodec {
+        IdCodec { key }
+    }
+
+    /// The id of message `seq`, stored at `unix_ms`. Ids made by this process sort in the
+    /// order they were made, as `Uuid::now_v7` ones do: rand_a counts within a millisecond.
+    pub(crate) fn encode(&self, seq: u64, unix_ms: u64) -> MessageId {
+        let stamp = next_stamp(unix_ms);
+        let hidden = self.permute(seq & ((1 << SEQ_BITS) - 1));
+        let mut random = [0u8; 10];
+        random[..2].copy_from_slice(&((stamp & 0x0fff) as u16).to_be_bytes());
+        random[2..].copy_from_slice(&hidden.to_be_bytes());
+        let id = uuid::Builder::from_unix_timestamp_millis(stamp >> 12, &random).into_uuid();
+        MessageId::from(id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) as &str)
+    }
+
+    /// The seq an id of this shape would carry; `None` when it is not a UUIDv7.
+    pub(crate) fn decode(&self, id: &str) -> Option<u64> {
+        let id = uuid::Uuid::try_parse(id).ok()?;
+        if id.get_version_num() != 7 {
+            return None;
+        }
+        let b = id.as_bytes();
+        let hidden = u64::from_be_bytes(b[8..16].try_into().ok()?) & ((1 << SEQ_BITS) - 1);
+        Some(self.unpermute(hidden))
+    }
+}
+
+/// The last id stamp made: milliseconds << 12 | a count within that millisecond.
+static STAMP: AtomicU64 = AtomicU64::new(0);
+
+/// The next stamp, strictly after the last: `unix_ms` with count 0, or the last plus one
+/// (running a millisecond ahead after 4,096 in one, or if the clock went back).
+fn next_stamp(unix_ms: u64) -> u64 {
+    let mut last = STAMP.load(Ordering::Relaxed);
+    loop {
+        let next = (last + 1).max(unix_ms << 12);
+        match STAMP.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 /// The tables a batch of appends writes, opened once per transaction: opening a table in a
 /// write transaction and closing it again updates the table directory, which would cost
 /// every message several extra tree writes.
 pub(crate) struct Appender<'tx> {
     tx: &'tx WriteTransaction,
     messages: Table<'tx, u64, &'static [u8]>,
-    ids: Table<'tx, &'static str, u64>,
+    ids: IdCodec,
     client_ids: Table<'tx, (&'static str, &'static str), u64>,
     /// Schema 2's index, when it holds anything.
     legacy_client_ids: Option<Table<'tx, (&'static str, &'static str), u64>>,
@@ -180,7 +289,7 @@ impl<'tx> Appender<'tx> {
         Ok(Appender {
             tx,
             messages: tx.open_table(SEQ_MESSAGE)?,
-            ids: tx.open_table(MESSAGEID_SEQ)?,
+            ids: IdCodec::read(tx.open_table(NAME_SECRET)?)?,
             client_ids: tx.open_table(CLIENTID_SENDER_SEQ)?,
             legacy_client_ids: Some(tx.open_table(SENDER_CLIENTID_SEQ)?).filter(|t| !t.is_empty().unwrap_or(false)),
             recent: tx.open_table(RECENT_SEQ_CONV_SENDER)?,
@@ -205,8 +314,9 @@ impl<'tx> Appender<'tx> {
             }
         }
         *seq += 1;
+        let now = time::OffsetDateTime::now_utc();
         let msg = Message {
-            id: MessageId::generate(),
+            id: self.ids.encode(*seq, (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64),
             from: draft.from.clone(),
             to: match &draft.target {
                 Target::User(u) => Some(u.clone()),
@@ -220,13 +330,12 @@ impl<'tx> Appender<'tx> {
             content: draft.content.clone(),
             file: draft.file.clone(),
             client_id: draft.client_id.clone(),
-            created_at: crate::clock::now_rfc3339(),
+            created_at: crate::clock::format_rfc3339(now),
             read_at: None,
             read_by: None,
         };
         let conv = conv_key(&draft.target, &draft.from);
         self.messages.insert(*seq, to_cell(&msg)?.as_slice())?;
-        self.ids.insert(msg.id.as_str(), *seq)?;
         self.recent.insert(*seq, (conv.as_str(), from))?;
         if let Some(cid) = &draft.client_id {
             self.client_ids.insert((cid.as_str(), from), *seq)?;
@@ -294,6 +403,20 @@ impl Snapshot {
 
     /// The sequence number of a message id, if it exists.
     pub(crate) fn seq_of(&self, id: &str) -> Result<Option<u64>> {
+        let codec = IdCodec::read(self.tx.open_table(NAME_SECRET)?)?;
+        if let Some(seq) = codec.decode(id) {
+            // Any string of the right shape decodes to some seq: only the message stored
+            // there, under this very id, makes it one.
+            if let Some(cell) = self.tx.open_table(SEQ_MESSAGE)?.get(seq)? {
+                #[derive(serde::Deserialize)]
+                struct Id {
+                    id: String,
+                }
+                if from_cell::<Id>(cell.value()).is_ok_and(|m| m.id == id) {
+                    return Ok(Some(seq));
+                }
+            }
+        }
         Ok(self.tx.open_table(MESSAGEID_SEQ)?.get(id)?.map(|v| v.value()))
     }
 

@@ -229,3 +229,66 @@ async fn a_client_id_indexed_the_schema_2_way_is_still_recognised() {
     let tx = c.store.begin_read().unwrap();
     assert_eq!(tx.open_table(data::CLIENTID_SENDER_SEQ).unwrap().len().unwrap(), 2);
 }
+
+#[tokio::test]
+async fn message_ids_carry_their_seq_and_a_forged_or_schema_3_id_is_handled() {
+    use redb::ReadableTable;
+    let (_d, c) = core().await;
+    let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(c.chat.send(&a, Target::User(b.clone()), text(&format!("m{i}"))).await.unwrap().0.id);
+    }
+    // UUIDv7s in the order sent; consecutive seqs do not show as consecutive ids.
+    for w in ids.windows(2) {
+        assert!(w[0].as_str() < w[1].as_str(), "{} then {}", w[0], w[1]);
+        assert_ne!(w[0].as_str()[19..], w[1].as_str()[19..]);
+    }
+    assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id.as_str()).unwrap().get_version_num() == 7));
+    let page = c.chat.history(&b, &Target::User(a.clone()), Some(ids[3].as_str()), 50).await.unwrap();
+    assert_eq!(page.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2"]);
+
+    // Same hidden seq, another timestamp: decodes to a stored message, but not this id.
+    let mut forged = *uuid::Uuid::parse_str(ids[3].as_str()).unwrap().as_bytes();
+    forged[5] ^= 1;
+    let forged = uuid::Uuid::from_bytes(forged).to_string();
+    let err = c.chat.history(&b, &Target::User(a.clone()), Some(&forged), 50).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid("invalid_cursor", _)), "{err:?}");
+
+    // A message stored by schema 3 has a random id, found through `messageid_seq`.
+    let old = uuid::Uuid::now_v7().to_string();
+    let tx = c.store.begin_write().unwrap();
+    {
+        let mut msgs = tx.open_table(data::SEQ_MESSAGE).unwrap();
+        let (seq, mut m) = msgs
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap())
+            .map(|(k, v)| (k.value(), crate::store::from_cell::<Message>(v.value()).unwrap()))
+            .find(|(_, m)| m.id == ids[2])
+            .unwrap();
+        m.id = MessageId::from(old.as_str());
+        msgs.insert(seq, crate::store::to_cell(&m).unwrap().as_slice()).unwrap();
+        tx.open_table(data::MESSAGEID_SEQ).unwrap().insert(old.as_str(), seq).unwrap();
+    }
+    tx.commit().unwrap();
+    let page = c.chat.history(&b, &Target::User(a.clone()), Some(&old), 50).await.unwrap();
+    assert_eq!(page.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["m0", "m1"]);
+    let synced = c.chat.sync(&b, Some(&old)).await.unwrap().messages;
+    assert_eq!(synced.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["m3", "m4"]);
+}
+
+#[test]
+fn the_id_permutation_is_a_bijection_that_round_trips() {
+    let a = data::IdCodec::with_key(0x1234_5678_9abc_def0);
+    let b = data::IdCodec::with_key(7);
+    let mut seen = std::collections::HashSet::new();
+    for seq in (1..5_000u64).chain([u32::MAX as u64, (1 << 62) - 1]) {
+        let id = a.encode(seq, 1_764_000_000_000);
+        assert_eq!(a.decode(id.as_str()), Some(seq), "{id}");
+        assert!(seen.insert(id.as_str().to_string()));
+        assert_ne!(b.decode(id.as_str()), Some(seq));
+    }
+    assert_eq!(a.decode("not-a-uuid"), None);
+    assert_eq!(a.decode(&uuid::Uuid::new_v4().to_string()), None);
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Schema version this build writes. Opening a newer database is refused.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
 
@@ -137,6 +137,9 @@ impl Store {
                 // 2 -> 3: `clientid_sender_seq`, the idempotency index keyed clientId first;
                 // `sender_clientid_seq` stays as it was, read for the messages it indexes.
                 2 => crate::create_tables(&tx)?,
+                // 3 -> 4: `name_secret` with the key of message ids that carry their seq;
+                // `messageid_seq` stays, read for the messages it indexes.
+                3 => crate::create_tables(&tx)?,
                 _ => unreachable!("no migration from {version}"),
             }
             version += 1;
@@ -210,6 +213,27 @@ mod tests {
         let tx = s.begin_read().unwrap();
         assert!(tx.open_table(crate::chat::data::RECENT_SEQ_CONV_SENDER).is_ok());
         assert!(tx.open_table(crate::chat::data::MERGING_SEQ_CONV_SENDER).is_ok());
+    }
+
+    #[test]
+    fn a_version_3_database_gains_a_message_id_key_that_then_stays() {
+        let key = |s: &Store| {
+            let tx = s.begin_read().unwrap();
+            let t = tx.open_table(crate::chat::data::NAME_SECRET).unwrap();
+            t.get("message_ids").unwrap().map(|v| v.value())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let tx = s.begin_write().unwrap();
+        assert!(tx.delete_table(crate::chat::data::NAME_SECRET).unwrap());
+        tx.open_table(META).unwrap().insert("schema_version", 3).unwrap();
+        tx.commit().unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let first = key(&s).expect("a key");
+        drop(s);
+        assert_eq!(key(&Store::open(dir.path()).unwrap()), Some(first));
     }
 
     #[test]
