@@ -173,7 +173,7 @@ impl Position {
 /// without an id index, and an id does not tell how many messages the server has stored
 /// (the key is per database, in `name_secret`, and travels in backups). This hides counts
 /// from users; it is not meant to withstand cryptanalysis, and nothing depends on ids being
-/// unguessable: every read checks who is party to the message.
+/// unguessable: a cursor only bounds a read of the caller's own conversations.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IdCodec {
     key: u64,
