@@ -1,5 +1,6 @@
 //! Benchmarks of the core's hot paths: token verification (every request and socket),
-//! durable message appends through the group-commit writer, and history page reads.
+//! durable message appends through the group-commit writer, history page reads, and one
+//! password hash at our parameters (every login and sign-up), ours beside the crate's.
 //! Run with `cargo bench -p quickmeet`; divan prints the figures.
 
 use quickmeet::chat::{SendRequest, Target};
@@ -120,5 +121,37 @@ fn append_256_over_128_conversations(bencher: divan::Bencher) {
                 t.await.unwrap().unwrap();
             }
         })
+    });
+}
+
+const PASSWORD_M_COST: u32 = 19 * 1024;
+
+/// One Argon2id hash at the stored parameters (19 MiB, t = 2, p = 1) by the AVX2 code.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn password_hash_avx2(bencher: divan::Bencher) {
+    let mut memory = Vec::new();
+    let mut out = [0u8; 32];
+    bencher.bench_local(|| {
+        assert!(quickmeet_argon2id::hash(
+            PASSWORD_M_COST,
+            2,
+            b"correct horse",
+            b"sixteen byte salt",
+            &mut out,
+            &mut memory
+        ))
+    });
+}
+
+/// The same hash by the `argon2` crate, the fallback on CPUs without AVX2.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn password_hash_crate(bencher: divan::Bencher) {
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
+    let params = Params::new(PASSWORD_M_COST, 2, 1, None).unwrap();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut memory = vec![Block::default(); params.block_count()];
+    let mut out = [0u8; 32];
+    bencher.bench_local(|| {
+        argon.hash_password_into_with_memory(b"correct horse", b"sixteen byte salt", &mut out, &mut memory).unwrap()
     });
 }
