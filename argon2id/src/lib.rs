@@ -42,6 +42,9 @@ pub fn available() -> bool {
 /// associated data, into `out`, using `memory` (grown as needed) as its working memory.
 /// Returns `false`, computing nothing, when these inputs are not ones it handles (no AVX2,
 /// or lengths outside what RFC 9106 allows); the caller then uses the `argon2` crate.
+/// `memory` grows to `m_cost` KiB: bounding `m_cost` is the caller's job (the daemon
+/// refuses stored hashes over 64 MiB before calling). Stale contents do not matter: every
+/// block is written before it is read.
 pub fn hash(m_cost: u32, t_cost: u32, password: &[u8], salt: &[u8], out: &mut [u8], memory: &mut Vec<Block>) -> bool {
     let lengths_ok = u32::try_from(password.len()).is_ok()
         && (8..=64).contains(&salt.len())

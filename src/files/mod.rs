@@ -121,6 +121,7 @@ impl Files {
             file: tokio::io::BufWriter::with_capacity(upload::WRITE_CHUNK, file),
             tmp: TempPath::new(path),
             size: 0,
+            written_back: 0,
             reservation: Reservation::new(self.usage.clone(), user.clone(), self.quota),
         })
     }

@@ -49,6 +49,31 @@ async fn a_stored_file_is_named_by_its_detected_type_not_its_given_name() {
 }
 
 #[tokio::test]
+async fn a_large_upload_arrives_byte_for_byte_with_the_disk_started_on_the_way() {
+    let (_d, c) = core_with(|_| {}).await;
+    let a = user(&c, "alice").await;
+    // 20 MB of text that never repeats a line, in chunks that straddle every buffer and
+    // writeback boundary.
+    let mut body = String::new();
+    for i in 0.. {
+        if body.len() >= 20_000_000 {
+            break;
+        }
+        body.push_str(&format!("line {i} of a large upload\n"));
+    }
+    let mut up = c.files.begin(&a.id, Some("big.txt")).await.unwrap();
+    for chunk in body.as_bytes().chunks(100_003) {
+        up.write(chunk).await.unwrap();
+    }
+    // Writeback was asked for twice (at 8 and 16 MiB) before the upload ended.
+    assert!(up.written_back >= 2 * upload::WRITEBACK_EVERY, "{}", up.written_back);
+    let checked = up.check().await.unwrap();
+    let f = c.files.commit_all(vec![checked]).await.unwrap().remove(0);
+    assert_eq!(f.size, body.len() as u64);
+    assert!(std::fs::read(c.files.dir().join(&f.filename)).unwrap() == body.as_bytes());
+}
+
+#[tokio::test]
 async fn a_refused_or_abandoned_upload_leaves_nothing_and_gives_the_quota_back() {
     let (_d, c) = core_with(|_| {}).await;
     let a = user(&c, "alice").await;
