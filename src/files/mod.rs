@@ -113,15 +113,19 @@ impl Files {
         let path = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true).mode(0o600);
-        let file = tokio::fs::OpenOptions::from(opts).open(&path).await?;
+        let file = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || opts.open(path))
+                .await
+                .map_err(|e| Error::Internal(format!("cannot open an upload file: {e}")))??
+        };
         Ok(Upload {
             files: self.clone(),
             user: user.clone(),
             original_name: names::sanitize_original_name(original_name.unwrap_or("")),
-            file: tokio::io::BufWriter::with_capacity(upload::WRITE_CHUNK, file),
+            file: upload::TempWriter::new(file),
             tmp: TempPath::new(path),
             size: 0,
-            written_back: 0,
             reservation: Reservation::new(self.usage.clone(), user.clone(), self.quota),
         })
     }

@@ -66,7 +66,7 @@ async fn a_large_upload_arrives_byte_for_byte_with_the_disk_started_on_the_way()
         up.write(chunk).await.unwrap();
     }
     // Writeback was asked for twice (at 8 and 16 MiB) before the upload ended.
-    assert!(up.written_back >= 2 * upload::WRITEBACK_EVERY, "{}", up.written_back);
+    assert!(up.file.written_back >= 2 * upload::WRITEBACK_EVERY, "{}", up.file.written_back);
     let checked = up.check().await.unwrap();
     let f = c.files.commit_all(vec![checked]).await.unwrap().remove(0);
     assert_eq!(f.size, body.len() as u64);

@@ -12,7 +12,6 @@ use crate::ids::UserId;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 
 /// A temp file that is deleted when dropped, unless [`TempPath::disarm`]ed.
 pub(crate) struct TempPath(Option<PathBuf>);
@@ -108,18 +107,115 @@ pub(crate) const WRITE_CHUNK: usize = 1024 * 1024;
 /// instead of the whole file.
 pub(crate) const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
-/// Starts writeback of `len` bytes of `file` from `offset`, without waiting for it. Only a
-/// head start: the final `fsync` is what makes the bytes durable, so a failure is ignored.
-async fn start_writeback(file: &tokio::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // Off the runtime: queueing the writes can block while the disk's queue is full.
-    let _ = tokio::task::spawn_blocking(move || {
-        // SAFETY: plain integers; `fd` stays open because the caller holds `file` across
-        // this await.
-        unsafe { libc::sync_file_range(fd, offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) }
-    })
-    .await;
+type Written = (std::fs::File, Vec<u8>, std::io::Result<()>);
+
+/// The temp file and the bytes gathered for its next write. A full buffer goes to a
+/// blocking thread while the next one fills, and comes back empty to be filled again, so
+/// bytes are copied once (tokio's `File` copies each write into a buffer of its own
+/// first) and the network and the file are busy at the same time.
+pub(crate) struct TempWriter {
+    /// The file, when no write is under way; `None` while one is, or after one failed.
+    file: Option<std::fs::File>,
+    /// The write under way: it hands back the file and its emptied buffer.
+    pending: Option<tokio::task::JoinHandle<Written>>,
+    buf: Vec<u8>,
+    /// Bytes handed to the file, not counting `buf`.
+    in_file: u64,
+    /// Where the last writeback request ended.
+    pub(crate) written_back: u64,
+}
+
+impl TempWriter {
+    pub(crate) fn new(file: std::fs::File) -> TempWriter {
+        TempWriter {
+            file: Some(file),
+            pending: None,
+            buf: Vec::with_capacity(WRITE_CHUNK),
+            in_file: 0,
+            written_back: 0,
+        }
+    }
+
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<()> {
+        while !chunk.is_empty() {
+            let n = (WRITE_CHUNK - self.buf.len()).min(chunk.len());
+            self.buf.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.buf.len() == WRITE_CHUNK {
+                self.drain().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the write under way, if any, and takes the file and spare buffer back.
+    async fn settle(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(pending) = self.pending.take() else { return Ok(None) };
+        let (file, mut spare, written) =
+            pending.await.map_err(|e| Error::Internal(format!("upload write task failed: {e}")))?;
+        written?;
+        spare.clear();
+        self.file = Some(file);
+        Ok(Some(spare))
+    }
+
+    fn file(&mut self) -> Result<std::fs::File> {
+        self.file.take().ok_or_else(|| Error::Internal("upload file gone after a failed write".into()))
+    }
+
+    /// Hands the buffer to a blocking thread to write, after the write before it, and every
+    /// [`WRITEBACK_EVERY`] bytes asks the kernel to start writing them to the disk. That
+    /// request is only a head start (the final `fsync` makes the bytes durable), so its
+    /// failure is ignored.
+    async fn drain(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let spare = self.settle().await?.unwrap_or_else(|| Vec::with_capacity(WRITE_CHUNK));
+        let mut file = self.file()?;
+        let buf = std::mem::replace(&mut self.buf, spare);
+        let end = self.in_file + buf.len() as u64;
+        let from = self.written_back;
+        let kick = end - from >= WRITEBACK_EVERY;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            use std::os::fd::AsRawFd as _;
+            let written = file.write_all(&buf);
+            if written.is_ok() && kick {
+                // SAFETY: plain integers on a descriptor `file` keeps open.
+                unsafe {
+                    libc::sync_file_range(
+                        file.as_raw_fd(),
+                        from as i64,
+                        (end - from) as i64,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    )
+                };
+            }
+            (file, buf, written)
+        }));
+        self.in_file = end;
+        if kick {
+            self.written_back = end;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and makes the whole file durable.
+    async fn finish(&mut self) -> Result<()> {
+        self.drain().await?;
+        self.settle().await?;
+        let file = self.file()?;
+        let (file, synced) = tokio::task::spawn_blocking(move || {
+            let synced = file.sync_all();
+            (file, synced)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("upload sync task failed: {e}")))?;
+        synced?;
+        self.file = Some(file);
+        Ok(())
+    }
 }
 
 /// A file being received.
@@ -127,11 +223,9 @@ pub struct Upload {
     pub(crate) files: Files,
     pub(crate) user: UserId,
     pub(crate) original_name: String,
-    pub(crate) file: tokio::io::BufWriter<tokio::fs::File>,
+    pub(crate) file: TempWriter,
     pub(crate) tmp: TempPath,
     pub(crate) size: u64,
-    /// Where the last [`start_writeback`] ended.
-    pub(crate) written_back: u64,
     pub(crate) reservation: Reservation,
 }
 
@@ -144,16 +238,8 @@ impl Upload {
             return Err(Error::TooLarge("file_too_large", format!("files are limited to {} each", human_bytes(max))));
         }
         self.reservation.grow(n)?;
-        self.file.write_all(chunk).await?;
+        self.file.write(chunk).await?;
         self.size += n;
-        let in_file = self.size - self.file.buffer().len() as u64;
-        if in_file - self.written_back >= WRITEBACK_EVERY {
-            // The file's last write may still be under way on a blocking thread; starting
-            // one buffer back covers it next time round.
-            let from = self.written_back.saturating_sub(WRITE_CHUNK as u64);
-            start_writeback(self.file.get_ref(), from, in_file - from).await;
-            self.written_back = in_file;
-        }
         Ok(())
     }
 
@@ -164,8 +250,7 @@ impl Upload {
 
     /// Ends the upload: makes the bytes durable and decides the type from them.
     pub async fn check(mut self) -> Result<Checked> {
-        self.file.flush().await?;
-        self.file.get_ref().sync_all().await?;
+        self.file.finish().await?;
         let path = self.tmp.path().to_path_buf();
         let detected = tokio::task::spawn_blocking(move || -> Result<Detected> {
             let mut f = std::fs::File::open(&path)?;
