@@ -1,6 +1,6 @@
 //! Password hashing with argon2id at OWASP's parameters (m = 19 MiB, t = 2, p = 1). Hashing
-//! costs ~24 ms of CPU with AVX2 ([`quickmeet_argon2id`]; ~38 ms without), so it runs on a small pool of dedicated threads, one per core,
-//! never on the async runtime. Those threads run at a lower scheduling priority (nice 10):
+//! costs ~24 ms of CPU with AVX2 ([`quickmeet_argon2id`]; ~38 ms without), so it runs on a
+//! small pool of dedicated threads, one per core, never on the async runtime. Those threads run at a lower scheduling priority (nice 10):
 //! a login burst uses whatever CPU is spare, and chat, signaling and everything else on
 //! the runtime's threads go first, so a burst of logins barely moves their latency.
 
