@@ -113,12 +113,7 @@ impl Files {
         let path = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true).mode(0o600);
-        let file = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || opts.open(path))
-                .await
-                .map_err(|e| Error::Internal(format!("cannot open an upload file: {e}")))??
-        };
+        let file = tokio::fs::OpenOptions::from(opts).open(&path).await?.into_std().await;
         Ok(Upload {
             files: self.clone(),
             user: user.clone(),
