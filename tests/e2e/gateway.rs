@@ -214,3 +214,58 @@ async fn a_websocket_over_http2_extended_connect_is_greeted_and_chats() {
     assert!(seen[1].contains("users:online-list") && seen[1].contains(&a), "{seen:?}");
     assert!(seen.iter().any(|t| t.contains("over h2")), "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_senders_messages_reach_a_busy_reader_in_the_order_sent() {
+    use std::time::Duration;
+    // 8 senders keep 16 sends each in flight to one reader, so commits hold several sends
+    // of each sender; the reader must see every sender's messages complete and in order,
+    // as history has them.
+    let d = TestDaemon::start_with(|c| c.rate_ws_messages_per_minute = 1_000_000).await;
+    let (tr, r) = d.user("reader").await;
+    let mut reader = d.ws(&tr).await;
+    let (senders, per_sender, window) = (8u64, 200u64, 16u64);
+    let mut floods = Vec::new();
+    for s in 0..senders {
+        let (ts, _) = d.user(&format!("sender{s}")).await;
+        let mut ws = d.ws(&ts).await;
+        let to = r.clone();
+        floods.push(tokio::spawn(async move {
+            let (mut sent, mut acked) = (0u64, 0u64);
+            while acked < per_sender {
+                while sent < per_sender && sent - acked < window {
+                    sent += 1;
+                    let f = json!({"type": "message:send", "ref": sent, "data": {"to": to, "content": format!("{s}:{sent}")}});
+                    ws.stream.send(Message::Text(f.to_string().into())).await.unwrap();
+                }
+                let e = ws.next_event().await;
+                if e["type"] == "ack" {
+                    assert!(e.get("error").is_none(), "{e}");
+                    // Acks come back in the order of the sends, too.
+                    assert_eq!(e["ref"].as_u64(), Some(acked + 1), "{e}");
+                    acked += 1;
+                }
+            }
+        }));
+    }
+    let mut last = vec![0u64; senders as usize];
+    let mut got = 0;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while got < senders * per_sender {
+            let e = reader.next_event().await;
+            if e["type"] == "message:receive" {
+                let content = e["data"]["message"]["content"].as_str().unwrap().to_string();
+                let (s, n) = content.split_once(':').unwrap();
+                let (s, n): (usize, u64) = (s.parse().unwrap(), n.parse().unwrap());
+                assert_eq!(n, last[s] + 1, "sender {s}");
+                last[s] = n;
+                got += 1;
+            }
+        }
+    })
+    .await
+    .expect("the reader stalled");
+    for f in floods {
+        f.await.unwrap();
+    }
+}
