@@ -43,7 +43,9 @@ pub struct Config {
     pub token_ttl_hours: u64,
     /// Largest request body for JSON routes, in bytes.
     pub max_json_body: usize,
-    /// Outbound WebSocket frames queued per connection before it is judged too slow and closed.
+    /// Outbound WebSocket frames queued per connection before it is judged too slow and
+    /// closed: when it holds this many and its session has taken none for a second, or
+    /// when it holds sixteen times this many (a commit's frames arrive together).
     pub ws_outbound_queue: usize,
     /// Maximum participants in one mesh group call.
     pub max_group_call: usize,

@@ -60,6 +60,8 @@ pub struct Shared {
     pub admin_socket: Arc<std::sync::Mutex<Option<admin_socket::AdminSocket>>>,
     /// Rate limits, connection caps and timeouts against abusive or slow clients.
     pub limits: Arc<limits::Limits>,
+    /// Sends whose commit is done, waiting to be acked and delivered.
+    pub committed: Arc<ws::committed::Committed>,
 }
 
 impl Shared {
@@ -121,9 +123,23 @@ pub async fn build_state(
     let admin = admin_socket::bind(&core.config.admin_socket_path(), access)?;
     let admin_socket = Arc::new(std::sync::Mutex::new(Some(admin)));
     let limits = Arc::new(limits::Limits::new(&core.config));
-    let shared =
-        Shared { core, hub, shutdown, certs: prepared.certs.clone(), ice: Arc::new(ice), turn, admin_socket, limits };
-    Ok(AppState(Arc::new(shared)))
+    let committed = Arc::new(ws::committed::Committed::default());
+    let c = committed.clone();
+    core.chat.set_after_commit(Arc::new(move || c.commit_done()));
+    let shared = Shared {
+        core,
+        hub,
+        shutdown: shutdown.clone(),
+        certs: prepared.certs.clone(),
+        ice: Arc::new(ice),
+        turn,
+        admin_socket,
+        limits,
+        committed: committed.clone(),
+    };
+    let state = Arc::new(shared);
+    tokio::spawn(ws::committed::run(Arc::downgrade(&state), committed, shutdown));
+    Ok(AppState(state))
 }
 
 /// Serves `state` until its shutdown token is cancelled, then closes every connection,

@@ -108,12 +108,17 @@ pub struct PendingSend {
 impl PendingSend {
     /// Waits for the commit. `true` when new, `false` when the `clientId` was seen before.
     pub async fn wait(self) -> Result<(Message, bool)> {
-        let (mut msg, new) = self.rx.await.map_err(|_| Error::Unavailable("shutting down".into()))??;
-        if msg.group_id.is_some() {
-            msg.read_by = Some(Vec::new());
-        }
-        Ok((msg, new))
+        stored(self.rx.await.map_err(|_| Error::Unavailable("shutting down".into()))?)
     }
+}
+
+/// A writer's outcome as senders see it: a new group message has been read by no one yet.
+fn stored(outcome: Result<(Message, bool)>) -> Result<(Message, bool)> {
+    let (mut msg, new) = outcome?;
+    if msg.group_id.is_some() {
+        msg.read_by = Some(Vec::new());
+    }
+    Ok((msg, new))
 }
 
 /// Resolves a `fileId` in a send to the file it names, checking the sender may share it.
@@ -128,7 +133,11 @@ pub struct Chat {
     writer: mpsc::Sender<writer::Op>,
     writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     files: Arc<Mutex<Option<FileResolver>>>,
+    after_commit: Arc<Mutex<Option<AfterCommit>>>,
 }
+
+/// Called on the writer thread once a commit's outcomes are all handed over.
+pub type AfterCommit = Arc<dyn Fn() + Send + Sync>;
 
 fn validate_client_id(c: &str) -> Result<()> {
     if c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_graphic()) {
@@ -140,7 +149,8 @@ fn validate_client_id(c: &str) -> Result<()> {
 impl Chat {
     /// Starts the writer thread.
     pub fn new(store: Store, accounts: Accounts, groups: Groups) -> Result<Chat> {
-        let (writer, handle) = writer::spawn(store.clone())?;
+        let after_commit = Arc::new(Mutex::new(None));
+        let (writer, handle) = writer::spawn(store.clone(), after_commit.clone())?;
         Ok(Chat {
             store,
             accounts,
@@ -148,7 +158,15 @@ impl Chat {
             writer,
             writer_thread: Arc::new(Mutex::new(Some(handle))),
             files: Arc::new(Mutex::new(None)),
+            after_commit,
         })
+    }
+
+    /// Installs what the writer calls after handing over each commit's outcomes to the
+    /// functions given to [`Chat::submit_then`], so that their receiver can take a whole
+    /// commit at once. Replaces what an earlier call installed.
+    pub fn set_after_commit(&self, f: AfterCommit) {
+        *self.after_commit.lock().expect("after-commit lock") = Some(f);
     }
 
     /// Installs the resolver that turns `fileId`s into files (the files service).
@@ -166,6 +184,38 @@ impl Chat {
     /// for the commit. Messages submitted one after another are stored in that order, so a
     /// connection can keep several sends in flight and still keep their order.
     pub async fn submit(&self, from: &UserId, target: Target, req: SendRequest) -> Result<PendingSend> {
+        let draft = self.draft(from, target, req)?;
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(draft, writer::Reply::Wait(reply)).await?;
+        Ok(PendingSend { rx })
+    }
+
+    /// Like [`Chat::submit`], but instead of a task waiting for the commit, `then` gets
+    /// the outcome: it is called on the writer thread, in commit order, right after the
+    /// commit, so it must only hand the outcome on. A gateway handing a whole commit's
+    /// outcomes to one task can then queue every ack and delivery of it before writing
+    /// any, instead of waking a task per message. `then` is not called when this returns
+    /// an error.
+    pub async fn submit_then(
+        &self,
+        from: &UserId,
+        target: Target,
+        req: SendRequest,
+        then: impl FnOnce(Result<(Message, bool)>) + Send + 'static,
+    ) -> Result<()> {
+        let draft = self.draft(from, target, req)?;
+        self.enqueue(draft, writer::Reply::Call(Box::new(move |outcome| then(stored(outcome))))).await
+    }
+
+    async fn enqueue(&self, draft: Draft, reply: writer::Reply) -> Result<()> {
+        self.writer
+            .send(writer::Op::Append(Box::new(writer::Append { draft, reply })))
+            .await
+            .map_err(|_| Error::Unavailable("shutting down".into()))
+    }
+
+    /// Validates and authorizes a send.
+    fn draft(&self, from: &UserId, target: Target, req: SendRequest) -> Result<Draft> {
         match &target {
             Target::User(to) => {
                 if to == from {
@@ -207,13 +257,7 @@ impl Chat {
         if let Some(c) = &req.client_id {
             validate_client_id(c)?;
         }
-        let draft = Draft { from: from.clone(), target, kind, content: req.content, file, client_id: req.client_id };
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(writer::Op::Append(Box::new(writer::Append { draft, reply })))
-            .await
-            .map_err(|_| Error::Unavailable("shutting down".into()))?;
-        Ok(PendingSend { rx })
+        Ok(Draft { from: from.clone(), target, kind, content: req.content, file, client_id: req.client_id })
     }
 
     /// A page of a conversation's history: the newest `limit` messages before `before`.

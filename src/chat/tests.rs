@@ -292,3 +292,43 @@ fn the_id_permutation_is_a_bijection_that_round_trips() {
     assert_eq!(a.decode("not-a-uuid"), None);
     assert_eq!(a.decode(&uuid::Uuid::new_v4().to_string()), None);
 }
+
+#[tokio::test]
+async fn submit_then_hands_over_every_outcome_in_order_and_refusals_at_once() {
+    let (_d, c) = core().await;
+    let (a, b, e) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "eve").await);
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sends = [
+        (Target::User(b.clone()), SendRequest { client_id: Some("k-1".into()), ..text("one") }),
+        (Target::Group(g.id.clone()), text("two")),
+        (Target::User(b.clone()), SendRequest { client_id: Some("k-1".into()), ..text("one again") }),
+        (Target::User(b.clone()), text("three")),
+    ];
+    for (i, (target, req)) in sends.into_iter().enumerate() {
+        let tx = tx.clone();
+        c.chat.submit_then(&a, target, req, move |r| tx.send((i, r)).unwrap()).await.unwrap();
+    }
+    // Refused before it reaches the writer: an error here, and nothing handed over.
+    let tx2 = tx.clone();
+    let refused =
+        c.chat.submit_then(&e, Target::Group(g.id.clone()), text("let me in"), move |r| tx2.send((9, r)).unwrap());
+    assert!(refused.await.is_err());
+    drop(tx);
+    let mut got = Vec::new();
+    while let Some((i, r)) = rx.recv().await {
+        let (m, new) = r.unwrap();
+        got.push((i, m.content, new, m.read_by));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, "one".to_string(), true, None),
+            (1, "two".to_string(), true, Some(vec![])),
+            (2, "one".to_string(), false, None),
+            (3, "three".to_string(), true, None),
+        ]
+    );
+    let page = c.chat.history(&b, &Target::User(a.clone()), None, 10).await.unwrap();
+    assert_eq!(page.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["one", "three"]);
+}

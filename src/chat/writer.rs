@@ -6,6 +6,7 @@
 use super::{data, Draft, Message};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most appends committed in one transaction. Every commit rewrites at least one page per
@@ -21,7 +22,26 @@ type Appended = Result<(Message, bool)>;
 
 pub(crate) struct Append {
     pub draft: Draft,
-    pub reply: oneshot::Sender<Appended>,
+    pub reply: Reply,
+}
+
+/// Where an append's outcome goes once its batch is durable (or has failed).
+pub(crate) enum Reply {
+    /// To a task waiting on it ([`super::PendingSend`]).
+    Wait(oneshot::Sender<Appended>),
+    /// To a function, called on the writer thread in commit order ([`super::Chat::submit_then`]).
+    Call(Box<dyn FnOnce(Appended) + Send>),
+}
+
+impl Reply {
+    fn send(self, outcome: Appended) {
+        match self {
+            Reply::Wait(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Call(f) => f(outcome),
+        }
+    }
 }
 
 /// What the writer is asked to do.
@@ -32,7 +52,10 @@ pub(crate) enum Op {
 }
 
 /// Starts the writer thread; it stops when every sender is dropped.
-pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>)> {
+pub(crate) fn spawn(
+    store: Store,
+    after_commit: Arc<Mutex<Option<super::AfterCommit>>>,
+) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>)> {
     let mut pos = None;
     let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
     let handle = std::thread::Builder::new().name("qm-writer".into()).spawn(move || {
@@ -54,10 +77,17 @@ pub(crate) fn spawn(store: Store) -> Result<(mpsc::Sender<Op>, std::thread::Join
                 }
             }
             commit_batch(&store, &mut pos, &mut batch);
+            let hook = after_commit.lock().expect("after-commit lock").clone();
+            if let Some(f) = hook {
+                f();
+            }
         }
         rx.close();
         while let Ok(Op::Append(a)) = rx.try_recv() {
-            let _ = a.reply.send(Err(Error::Unavailable("shutting down".into())));
+            a.reply.send(Err(Error::Unavailable("shutting down".into())));
+        }
+        if let Some(f) = after_commit.lock().expect("after-commit lock").clone() {
+            f();
         }
     })?;
     Ok((tx, handle))
@@ -86,7 +116,7 @@ fn commit_batch(store: &Store, pos: &mut Option<data::Position>, batch: &mut Vec
         Ok((at, results)) => {
             *pos = Some(at);
             for (a, r) in batch.drain(..).zip(results) {
-                let _ = a.reply.send(r);
+                a.reply.send(r);
             }
         }
         Err(e) => {
@@ -100,7 +130,7 @@ fn commit_batch(store: &Store, pos: &mut Option<data::Position>, batch: &mut Vec
                     Error::Unavailable(m) => Error::Unavailable(m.clone()),
                     _ => Error::Unavailable("message could not be stored; retry".into()),
                 };
-                let _ = a.reply.send(Err(err));
+                a.reply.send(Err(err));
             }
         }
     }

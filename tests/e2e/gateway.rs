@@ -217,11 +217,26 @@ async fn a_websocket_over_http2_extended_connect_is_greeted_and_chats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_senders_messages_reach_a_busy_reader_in_the_order_sent() {
-    use std::time::Duration;
     // 8 senders keep 16 sends each in flight to one reader, so commits hold several sends
     // of each sender; the reader must see every sender's messages complete and in order,
     // as history has them.
-    let d = TestDaemon::start_with(|c| c.rate_ws_messages_per_minute = 1_000_000).await;
+    many_senders_to_one_reader(512).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_keeping_up_is_not_judged_too_slow_for_a_commit_larger_than_its_queue() {
+    // A commit can hold up to 128 messages for the reader here, eight times its queue: the
+    // reader reads as fast as it can, so it keeps its connection.
+    many_senders_to_one_reader(16).await;
+}
+
+async fn many_senders_to_one_reader(queue: usize) {
+    use std::time::Duration;
+    let d = TestDaemon::start_with(|c| {
+        c.rate_ws_messages_per_minute = 1_000_000;
+        c.ws_outbound_queue = queue;
+    })
+    .await;
     let (tr, r) = d.user("reader").await;
     let mut reader = d.ws(&tr).await;
     let (senders, per_sender, window) = (8u64, 200u64, 16u64);

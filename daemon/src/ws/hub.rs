@@ -1,7 +1,7 @@
 //! The hub: every open WebSocket connection by user, presence transitions, and fan-out.
-//! Each connection has a bounded outbound queue; fan-out never waits on it (`try_send`),
-//! and a connection whose queue is full is closed rather than buffered without limit, so
-//! one slow consumer never stalls anyone else. A frame is serialized once and shared by
+//! Each connection has a bounded outbound queue; fan-out never waits on it, and a
+//! connection that stops reading is closed rather than buffered without limit, so one
+//! slow consumer never stalls anyone else. A frame is serialized once and shared by
 //! every recipient (`Utf8Bytes` is reference-counted).
 
 use super::events::{ReadNotice, ServerEvent, Typing};
@@ -12,6 +12,7 @@ use quickmeet::Core;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tungstenite::Utf8Bytes;
 
@@ -22,6 +23,11 @@ pub use quickmeet::calls::ConnId;
 pub const CLOSE_TOO_SLOW: u16 = 1008;
 /// Close code when the token of a connection was revoked or the account disabled.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// How long a connection may hold its queue limit's worth of frames or more without its
+/// session taking any, before the next frame closes it.
+pub const STALL: Duration = Duration::from_secs(1);
+/// Multiple of the queue limit at which a connection is closed whatever its progress.
+pub const BURST: usize = 16;
 
 /// One open connection, as the hub sees it. The hub and the session share it.
 pub type Conn = Arc<Connection>;
@@ -34,27 +40,45 @@ pub struct Connection {
     pub id: ConnId,
     pub user: UserId,
     pub jti: String,
-    queue: Mutex<VecDeque<Utf8Bytes>>,
+    queue: Mutex<Queue>,
     limit: usize,
     wake: Notify,
     /// Why the connection was asked to close; 0 while it is not.
     close_code: AtomicU16,
 }
 
+/// Frames waiting for the session, and since when it has taken none of them.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Utf8Bytes>,
+    /// When frames last started waiting: the push into an empty queue, or the session's
+    /// last take that left some behind.
+    since: Option<Instant>,
+}
+
 impl Connection {
-    /// Queues a frame; a full queue closes the connection.
+    /// Queues a frame. A connection is judged too slow, and closed, when it holds its
+    /// limit's worth of frames and has taken none for [`STALL`], or holds [`BURST`] times
+    /// its limit. Not for merely reaching the limit: the acks and deliveries of one commit
+    /// are queued together, and a reader keeping up with a hundred senders gets a hundred
+    /// frames at once.
     pub fn send(&self, frame: Utf8Bytes) {
         if self.close_code() != 0 {
             return;
         }
         {
             let mut q = self.queue.lock().expect("outbound queue lock");
-            if q.len() >= self.limit {
+            let waiting = q.frames.len();
+            let stalled = || q.since.is_some_and(|t| t.elapsed() >= STALL);
+            if waiting >= self.limit && (waiting >= self.limit.saturating_mul(BURST) || stalled()) {
                 drop(q);
                 self.close(CLOSE_TOO_SLOW);
                 return;
             }
-            q.push_back(frame);
+            if waiting == 0 {
+                q.since = Some(Instant::now());
+            }
+            q.frames.push_back(frame);
         }
         self.wake.notify_one();
     }
@@ -73,10 +97,12 @@ impl Connection {
     /// Moves up to `max` queued frames into `out`, oldest first.
     pub fn take(&self, max: usize, out: &mut Vec<Utf8Bytes>) {
         let mut q = self.queue.lock().expect("outbound queue lock");
-        let n = q.len().min(max);
-        out.extend(q.drain(..n));
-        if q.is_empty() && q.capacity() > 0 {
-            *q = VecDeque::new();
+        let n = q.frames.len().min(max);
+        out.extend(q.frames.drain(..n));
+        if q.frames.is_empty() {
+            *q = Queue::default();
+        } else if n > 0 {
+            q.since = Some(Instant::now());
         }
     }
 
@@ -89,7 +115,7 @@ impl Connection {
     /// Wakes the session again if frames wait or a close was asked for: after a wait that
     /// may have taken their wake-ups.
     pub fn rewake(&self) {
-        let waiting = !self.queue.lock().expect("outbound queue lock").is_empty();
+        let waiting = !self.queue.lock().expect("outbound queue lock").frames.is_empty();
         if waiting || self.close_code() != 0 {
             self.wake.notify_one();
         }
@@ -128,7 +154,7 @@ impl Hub {
             id: self.next.fetch_add(1, Ordering::Relaxed),
             user: user.clone(),
             jti: jti.to_string(),
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::default(),
             limit: queue,
             wake: Notify::new(),
             close_code: AtomicU16::new(0),
@@ -334,5 +360,64 @@ impl Hub {
         for c in self.users.read().expect("hub lock").get(user).into_iter().flatten() {
             c.close(CLOSE_UNAUTHORIZED);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(limit: usize) -> Connection {
+        Connection {
+            id: 1,
+            user: UserId::from("u"),
+            jti: "j".into(),
+            queue: Mutex::default(),
+            limit,
+            wake: Notify::new(),
+            close_code: AtomicU16::new(0),
+        }
+    }
+
+    fn frame(i: usize) -> Utf8Bytes {
+        format!("f{i}").into()
+    }
+
+    #[test]
+    fn a_burst_past_the_limit_is_kept_and_burst_times_the_limit_closes() {
+        let c = conn(4);
+        for i in 0..4 * BURST {
+            c.send(frame(i));
+        }
+        assert_eq!(c.close_code(), 0, "a burst of a commit's frames is not a slow client");
+        c.send(frame(0));
+        assert_eq!(c.close_code(), CLOSE_TOO_SLOW);
+        let mut out = Vec::new();
+        c.take(usize::MAX, &mut out);
+        assert_eq!(out.len(), 4 * BURST, "nothing queued after the close");
+        assert_eq!(out[7].as_str(), "f7");
+    }
+
+    #[test]
+    fn a_client_that_takes_nothing_for_the_stall_time_is_closed_and_one_that_takes_is_not() {
+        let (slow, reading) = (conn(4), conn(4));
+        for i in 0..4 {
+            slow.send(frame(i));
+            reading.send(frame(i));
+        }
+        std::thread::sleep(STALL + Duration::from_millis(50));
+        let mut out = Vec::new();
+        reading.take(1, &mut out);
+        slow.send(frame(4));
+        reading.send(frame(4));
+        reading.send(frame(5));
+        assert_eq!(slow.close_code(), CLOSE_TOO_SLOW);
+        assert_eq!(reading.close_code(), 0);
+        // Under the limit, waiting is no offence.
+        let idle = conn(4);
+        idle.send(frame(0));
+        std::thread::sleep(STALL + Duration::from_millis(50));
+        idle.send(frame(1));
+        assert_eq!(idle.close_code(), 0);
     }
 }

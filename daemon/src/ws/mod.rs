@@ -5,6 +5,7 @@
 //! frames get an `error` (or an error ack) and the connection lives on.
 
 mod calls;
+pub mod committed;
 pub mod events;
 pub mod hub;
 
@@ -27,7 +28,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -200,7 +201,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut buckets = WsBuckets::new(state.limits.ws);
-    let mut sends = Sends { in_flight: Arc::new(Semaphore::new(IN_FLIGHT)), last: None };
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
     loop {
@@ -219,7 +220,7 @@ where
                 // from noticing it is being closed. Cut off, it may have left a frame half
                 // sent, after which nothing else can be: the connection is dropped as it is.
                 let written = tokio::select! {
-                    sent = Box::pin(write_queued(&mut ws, &conn, sends.in_flight.available_permits() < IN_FLIGHT)) => sent.is_ok(),
+                    sent = Box::pin(write_queued(&mut ws, &conn, in_flight.available_permits() < IN_FLIGHT)) => sent.is_ok(),
                     _ = conn.closing() => false,
                     _ = state.shutdown.cancelled() => false,
                 };
@@ -239,7 +240,7 @@ where
                 }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
-                    if Box::pin(handle(&state, &conn, &mut sends, &mut buckets, &text)).await.is_break() {
+                    if Box::pin(handle(&state, &conn, &in_flight, &mut buckets, &text)).await.is_break() {
                         Box::pin(drop_flooder(&mut ws)).await;
                         break;
                     }
@@ -457,7 +458,7 @@ fn gate(conn: &Conn, buckets: &mut WsBuckets, tier: WsTier, reference: Option<u6
 async fn handle(
     state: &AppState,
     conn: &Conn,
-    sends: &mut Sends,
+    in_flight: &Arc<Semaphore>,
     buckets: &mut WsBuckets,
     text: &str,
 ) -> ControlFlow<()> {
@@ -478,11 +479,11 @@ async fn handle(
             return ControlFlow::Continue(());
         }
     };
-    handle_frame(state, conn, sends, frame).await;
+    handle_frame(state, conn, in_flight, frame).await;
     ControlFlow::Continue(())
 }
 
-async fn handle_frame(state: &AppState, conn: &Conn, sends: &mut Sends, frame: Incoming) {
+async fn handle_frame(state: &AppState, conn: &Conn, in_flight: &Arc<Semaphore>, frame: Incoming) {
     let reference = frame.reference;
     let me = &conn.user;
     let result: Result<Option<serde_json::Value>, Error> = match frame.event {
@@ -499,11 +500,11 @@ async fn handle_frame(state: &AppState, conn: &Conn, sends: &mut Sends, frame: I
         ClientEvent::TypingStop(w) => typing(state, conn, false, w),
         ClientEvent::MessageSend(m) => {
             let req = SendRequest { content: m.content, kind: m.kind, file_id: m.file_id, client_id: m.client_id };
-            return send(state, conn, sends, reference, Target::User(m.to), req).await;
+            return send(state, conn, in_flight, reference, Target::User(m.to), req).await;
         }
         ClientEvent::MessageGroupSend(m) => {
             let req = SendRequest { content: m.content, kind: m.kind, file_id: m.file_id, client_id: m.client_id };
-            return send(state, conn, sends, reference, Target::Group(m.group_id), req).await;
+            return send(state, conn, in_flight, reference, Target::Group(m.group_id), req).await;
         }
         ClientEvent::MessageRead(r) => match (r.user_id, r.group_id) {
             (Some(peer), None) => state.core.chat.mark_dm_read(me, &peer).await.map(|rc| {
@@ -540,55 +541,20 @@ fn typing(state: &AppState, conn: &Conn, start: bool, w: events::Where) -> Resul
     Ok(None)
 }
 
-/// A session's sends waiting for their commit: a slot each in the in-flight limit, and the
-/// signal that the newest of them has been answered.
-struct Sends {
-    in_flight: Arc<Semaphore>,
-    last: Option<oneshot::Receiver<()>>,
-}
-
-/// Queues a send in order, then waits for its commit off the session loop: the ack and the
-/// delivery go out only once the message is durable.
+/// Queues a send in order; its ack and delivery go out from [`committed`] once the message
+/// is durable.
 async fn send(
     state: &AppState,
     conn: &Conn,
-    sends: &mut Sends,
+    in_flight: &Arc<Semaphore>,
     reference: Option<u64>,
     target: Target,
     req: SendRequest,
 ) {
-    let Ok(permit) = sends.in_flight.clone().acquire_owned().await else { return };
-    let pending = match state.core.chat.submit(&conn.user, target, req).await {
-        Ok(p) => p,
-        Err(e) => return reply_err(conn, reference, &e),
-    };
-    // The task answering the previous send ends (or drops) `done` when it has answered.
-    let (done, next) = oneshot::channel::<()>();
-    let previous = sends.last.replace(next);
-    // The shared state is one pointer to clone; the hub itself holds the whole core.
-    let (state, conn) = (state.clone(), conn.clone());
-    tokio::spawn(async move {
-        let _permit = permit;
-        let outcome = pending.wait().await;
-        // Sends of one commit wake their tasks together, and the two worker threads run
-        // them in either order: answering only after the previous send was answered
-        // keeps a sender's messages in order at the recipient, as they are in history.
-        if let Some(previous) = previous {
-            let _ = previous.await;
-        }
-        let _done = done;
-        match outcome {
-            Ok((message, new)) => {
-                if new {
-                    state.hub.deliver_message(&message, Some(conn.id));
-                }
-                #[derive(serde::Serialize)]
-                struct Sent<'a> {
-                    message: &'a quickmeet::chat::Message,
-                }
-                reply_ok(&conn, reference, &Sent { message: &message });
-            }
-            Err(e) => reply_err(&conn, reference, &e),
-        }
-    });
+    let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+    let (committed, c) = (state.committed.clone(), conn.clone());
+    let then = move |result| committed.push(committed::Outcome { conn: c, reference, permit, result });
+    if let Err(e) = state.core.chat.submit_then(&conn.user, target, req, then).await {
+        reply_err(conn, reference, &e);
+    }
 }
