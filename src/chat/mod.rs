@@ -136,7 +136,8 @@ pub struct Chat {
     after_commit: Arc<Mutex<Option<AfterCommit>>>,
 }
 
-/// Called on the writer thread once a commit's outcomes are all handed over.
+/// Called on the writer's sync thread once the outcomes of the commits it found durable are
+/// all handed over.
 pub type AfterCommit = Arc<dyn Fn() + Send + Sync>;
 
 fn validate_client_id(c: &str) -> Result<()> {
@@ -191,8 +192,8 @@ impl Chat {
     }
 
     /// Like [`Chat::submit`], but instead of a task waiting for the commit, `then` gets
-    /// the outcome: it is called on the writer thread, in commit order, right after the
-    /// commit, so it must only hand the outcome on. A gateway handing a whole commit's
+    /// the outcome: it is called on the writer's sync thread, in commit order, once the
+    /// commit is durable, so it must only hand the outcome on. A gateway handing a whole commit's
     /// outcomes to one task can then queue every ack and delivery of it before writing
     /// any, instead of waking a task per message. `then` is not called when this returns
     /// an error.

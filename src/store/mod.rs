@@ -6,9 +6,11 @@
 //! lend it the current database handle for its lifetime. That is what lets the store swap
 //! in a fresh handle after a disk error without restarting the daemon (see `recover.rs`).
 
+mod deferred;
 mod recover;
 mod tx;
 
+pub use deferred::Durable;
 pub use tx::{ReadTx, WriteTx};
 
 use crate::error::{Error, Result};
@@ -35,7 +37,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("quickmeet.redb");
-        let opener = Opener::file(data_dir, |b, p| b.create(p));
+        let opener = Opener::file(data_dir, true);
         Store::with_opener(data_dir, opener, |e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Unavailable(format!(
                 "{} is already in use by another process (is quickmeetd running?)",
@@ -54,7 +56,7 @@ impl Store {
         if !path.is_file() {
             return Err(Error::NotFound("database"));
         }
-        let opener = Opener::file(data_dir, |b, p| b.open(p));
+        let opener = Opener::file(data_dir, false);
         Store::with_opener(data_dir, opener, |e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Conflict(
                 "daemon_running",
@@ -79,8 +81,8 @@ impl Store {
     /// the disk is full; only if a reopen after a disk error failed is this refused (503).
     pub fn begin_read(&self) -> Result<ReadTx> {
         let db = self.handle.usable()?;
-        let tx = db.begin_read()?;
-        Ok(ReadTx::new(tx, db))
+        let tx = db.database.begin_read()?;
+        Ok(ReadTx::new(tx, db.database))
     }
 
     /// Begins a write transaction (waiting for the one in progress, if any). If the handle
@@ -89,7 +91,7 @@ impl Store {
     pub fn begin_write(&self) -> Result<WriteTx> {
         let (current, seen) = self.handle.current();
         if let Some(db) = current {
-            match db.begin_write() {
+            match db.database.begin_write() {
                 Ok(tx) => return Ok(WriteTx::new(tx, db)),
                 // `db` is dropped here, before the recovery waits for every borrowed handle.
                 Err(e) if recover::refuses_writes(&e) => {}
@@ -98,7 +100,7 @@ impl Store {
         }
         self.handle.recover(seen)?;
         let db = self.handle.usable()?;
-        let tx = db.begin_write()?;
+        let tx = db.database.begin_write()?;
         Ok(WriteTx::new(tx, db))
     }
 

@@ -8,7 +8,9 @@
 //! is not hammered. The reopened file holds exactly the durable commits: nothing that was
 //! acknowledged is lost, nothing whose commit failed appears.
 
+use super::deferred::Syncs;
 use crate::error::{Error, Result, POISONED};
+use redb::backends::FileBackend;
 use redb::{Database, DatabaseError, StorageError, TransactionError};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -22,22 +24,27 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// few commits, so that the reopen does not fail half-way on a disk that is still full.
 const MIN_FREE: u64 = 4 * 1024 * 1024;
 
-type OpenFn = dyn Fn() -> Result<Database, DatabaseError> + Send + Sync;
+type OpenFn = dyn Fn() -> Result<(Database, Arc<Syncs>), DatabaseError> + Send + Sync;
 
 /// How a store opens its database, kept so that a recovery reopens it the same way.
 pub(super) struct Opener {
-    open: Box<OpenFn>,
+    pub(super) open: Box<OpenFn>,
     /// Whether the disk has room enough to reopen.
-    room: Box<dyn Fn() -> bool + Send + Sync>,
+    pub(super) room: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Opener {
-    /// `quickmeet.redb` in `data_dir`, opened by `how` (create or open) with the store's
-    /// builder settings.
-    pub fn file(data_dir: &Path, how: fn(&redb::Builder, &Path) -> Result<Database, DatabaseError>) -> Opener {
+    /// `quickmeet.redb` in `data_dir`, created if `create` and missing, behind a
+    /// [`Syncs`] backend.
+    pub fn file(data_dir: &Path, create: bool) -> Opener {
         let path = data_dir.join("quickmeet.redb");
         let dir = data_dir.to_path_buf();
-        Opener { open: Box::new(move || how(&Database::builder(), &path)), room: Box::new(move || has_room(&dir)) }
+        let open = move || {
+            let file = std::fs::OpenOptions::new().read(true).write(true).create(create).truncate(false).open(&path)?;
+            let syncs = Syncs::new(Box::new(FileBackend::new(file)?));
+            Ok((Database::builder().create_with_backend(syncs.backend())?, syncs))
+        };
+        Opener { open: Box::new(open), room: Box::new(move || has_room(&dir)) }
     }
 }
 
@@ -45,9 +52,16 @@ impl Opener {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Generation(u64);
 
+/// An open database and the syncs of its file.
+#[derive(Clone)]
+pub(super) struct Db {
+    pub database: Arc<Database>,
+    pub syncs: Arc<Syncs>,
+}
+
 struct Slot {
     /// None only after closing a broken handle, when reopening the file failed.
-    db: Option<Arc<Database>>,
+    db: Option<Db>,
     generation: Generation,
 }
 
@@ -88,20 +102,20 @@ pub(super) fn refuses_writes(e: &TransactionError) -> bool {
 
 impl Handle {
     pub fn open(opener: Opener) -> Result<Handle, DatabaseError> {
-        let db = (opener.open)()?;
-        let slot = Slot { db: Some(Arc::new(db)), generation: Generation(0) };
+        let (database, syncs) = (opener.open)()?;
+        let slot = Slot { db: Some(Db { database: Arc::new(database), syncs }), generation: Generation(0) };
         Ok(Handle { opener, slot: RwLock::new(slot), last_failure: Mutex::new(None) })
     }
 
     /// The current handle (none if a reopen failed) and which one it is.
-    pub fn current(&self) -> (Option<Arc<Database>>, Generation) {
+    pub fn current(&self) -> (Option<Db>, Generation) {
         let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
         (slot.db.clone(), slot.generation)
     }
 
     /// The current handle. Without one (a reopen failed), the reopen is tried again first,
     /// whatever the caller wants to do: nothing works without a handle.
-    pub fn usable(&self) -> Result<Arc<Database>> {
+    pub fn usable(&self) -> Result<Db> {
         let (db, seen) = self.current();
         if let Some(db) = db {
             return Ok(db);
@@ -145,28 +159,28 @@ impl Handle {
         // Holding the slot makes new transactions wait (at most DRAIN) for the fresh handle.
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(old) = slot.db.take() {
-            match drain(old) {
+            match drain(old.database) {
                 // Closing reports the latched error again; the open below repairs the file.
                 Ok(db) => {
                     if let Err(e) = db.close() {
                         tracing::debug!(error = %e, "closed the database handle that refused writes");
                     }
                 }
-                Err(old) => {
-                    slot.db = Some(old);
+                Err(database) => {
+                    slot.db = Some(Db { database, syncs: old.syncs });
                     tracing::warn!("transactions still hold the old database handle; not reopening yet");
                     return Err(Error::Unavailable(POISONED.into()));
                 }
             }
         }
-        let db = (self.opener.open)().map_err(|e| {
+        let (database, syncs) = (self.opener.open)().map_err(|e| {
             tracing::error!(error = %e, "reopening the database failed");
             match Error::from(e) {
                 Error::StorageFull => Error::StorageFull,
                 _ => Error::Unavailable(POISONED.into()),
             }
         })?;
-        slot.db = Some(Arc::new(db));
+        slot.db = Some(Db { database: Arc::new(database), syncs });
         slot.generation = Generation(slot.generation.0 + 1);
         Ok(())
     }

@@ -3,6 +3,8 @@
 //! each transaction therefore keeps its handle (an `Arc`) until it ends, and the recovery
 //! waits for those to be given back before it closes the file.
 
+use super::deferred::Durable;
+use super::recover::Db;
 use crate::error::Result;
 use redb::{Database, ReadTransaction, WriteTransaction};
 use std::ops::{Deref, DerefMut};
@@ -33,12 +35,12 @@ impl Deref for ReadTx {
 /// [`WriteTx::commit`] (dropping it aborts).
 pub struct WriteTx {
     tx: WriteTransaction,
-    _db: Arc<Database>,
+    db: Db,
 }
 
 impl WriteTx {
-    pub(super) fn new(tx: WriteTransaction, db: Arc<Database>) -> WriteTx {
-        WriteTx { tx, _db: db }
+    pub(super) fn new(tx: WriteTransaction, db: Db) -> WriteTx {
+        WriteTx { tx, db }
     }
 
     /// Commits durably. A full disk is `StorageFull`; the handle then refuses writes until
@@ -46,6 +48,14 @@ impl WriteTx {
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
         Ok(())
+    }
+
+    /// Commits, leaving the sync to the ticket: the commit is durable only once
+    /// [`Durable::wait`] returns `Ok`, and no later write reaches the file before that (see
+    /// `deferred.rs`). Readers may see it before. Errors as [`WriteTx::commit`].
+    pub fn commit_deferred(self) -> Result<Durable> {
+        let WriteTx { tx, db } = self;
+        Ok(db.syncs.deferring(|| tx.commit())?)
     }
 }
 

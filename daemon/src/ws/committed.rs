@@ -34,12 +34,12 @@ pub struct Outcome {
 }
 
 impl Committed {
-    /// Hands over an outcome; called on the writer thread, in commit order.
+    /// Hands over an outcome; called on the writer's sync thread, in commit order.
     pub fn push(&self, outcome: Outcome) {
         self.done.lock().expect("committed lock").push(outcome);
     }
 
-    /// Ends a commit's outcomes; called on the writer thread after each commit.
+    /// Ends a run of commits' outcomes; called on the writer's sync thread after them.
     pub fn commit_done(&self) {
         if !self.done.lock().expect("committed lock").is_empty() {
             self.wake.notify_one();

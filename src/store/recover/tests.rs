@@ -93,7 +93,8 @@ impl Fixture {
                 return Err(DatabaseError::Storage(StorageError::Io(std::io::Error::other("refused"))));
             }
             let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
-            Database::builder().create_with_backend(Disk { file: FileBackend::new(file)?, full: f.clone() })
+            let syncs = Syncs::new(Box::new(Disk { file: FileBackend::new(file)?, full: f.clone() }));
+            Ok((Database::builder().create_with_backend(syncs.backend())?, syncs))
         };
         let f = full.clone();
         let opener = Opener { open: Box::new(open), room: Box::new(move || !f.load(SeqCst)) };
