@@ -220,7 +220,7 @@ where
                 // from noticing it is being closed. Cut off, it may have left a frame half
                 // sent, after which nothing else can be: the connection is dropped as it is.
                 let written = tokio::select! {
-                    sent = Box::pin(write_queued(&mut ws, &conn, in_flight.available_permits() < IN_FLIGHT)) => sent.is_ok(),
+                    sent = Box::pin(write_queued(&mut ws, &conn)) => sent.is_ok(),
                     _ = conn.closing() => false,
                     _ = state.shutdown.cancelled() => false,
                 };
@@ -359,16 +359,7 @@ fn closing_frame(conn: &Conn) -> Option<Message> {
 async fn write_queued<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
     conn: &Conn,
-    more_expected: bool,
 ) -> std::io::Result<()> {
-    // With more of this connection's sends in flight, their acks are likely being queued
-    // by the tasks woken by the same durable commit as the ack that woke this session.
-    // Yielding once lets those tasks run first, so the acks go out in one write instead of
-    // one write each (100 pairs × 16 in flight: ~1.8 frames a write without it). Without
-    // sends in flight it would only add a scheduler round to the latency.
-    if more_expected {
-        tokio::task::yield_now().await;
-    }
     let mut batch = Vec::new();
     let mut bytes = Vec::new();
     loop {
