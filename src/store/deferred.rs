@@ -17,9 +17,8 @@
 //! error and the store reopens the file (see `recover.rs`), which holds exactly the durable
 //! commits again.
 
-use redb::{BackendError, StorageBackend};
+use redb::StorageBackend;
 use std::io;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -138,6 +137,12 @@ impl Durable {
 #[derive(Debug)]
 pub struct Deferring(Arc<Syncs>);
 
+impl Deferring {
+    fn wrapped(&self) -> &dyn StorageBackend {
+        &*self.0.inner
+    }
+}
+
 impl StorageBackend for Deferring {
     fn len(&self) -> io::Result<u64> {
         self.0.inner.len()
@@ -178,29 +183,7 @@ impl StorageBackend for Deferring {
         settled
     }
 
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.inner.try_lock_range(start, end)
-    }
-
-    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.inner.try_lock_shared_range(start, end)
-    }
-
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.inner.lock_range(start, end)
-    }
-
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.inner.lock_shared_range(start, end)
-    }
-
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.inner.unlock_range(start, end)
-    }
-
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.inner.query_lock_range(start, end)
-    }
+    delegate_locks!(wrapped);
 }
 
 #[cfg(test)]

@@ -6,6 +6,56 @@
 //! lend it the current database handle for its lifetime. That is what lets the store swap
 //! in a fresh handle after a disk error without restarting the daemon (see `recover.rs`).
 
+/// The lock methods of a [`redb::StorageBackend`] that wraps another: each passes its
+/// call to the backend `self.$wrapped()` returns.
+macro_rules! delegate_locks {
+    ($wrapped:ident) => {
+        fn try_lock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<bool, redb::BackendError> {
+            self.$wrapped().try_lock_range(start, end)
+        }
+
+        fn try_lock_shared_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<bool, redb::BackendError> {
+            self.$wrapped().try_lock_shared_range(start, end)
+        }
+
+        fn lock_range(&self, start: std::ops::Bound<u64>, end: std::ops::Bound<u64>) -> Result<(), redb::BackendError> {
+            self.$wrapped().lock_range(start, end)
+        }
+
+        fn lock_shared_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<(), redb::BackendError> {
+            self.$wrapped().lock_shared_range(start, end)
+        }
+
+        fn unlock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<(), redb::BackendError> {
+            self.$wrapped().unlock_range(start, end)
+        }
+
+        fn query_lock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<bool, redb::BackendError> {
+            self.$wrapped().query_lock_range(start, end)
+        }
+    };
+}
+
 mod deferred;
 mod recover;
 mod tx;

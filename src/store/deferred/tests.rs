@@ -36,6 +36,12 @@ impl Logged {
     }
 }
 
+impl Logged {
+    fn wrapped(&self) -> &dyn StorageBackend {
+        &self.file
+    }
+}
+
 impl StorageBackend for Logged {
     fn len(&self) -> io::Result<u64> {
         self.file.len()
@@ -64,24 +70,7 @@ impl StorageBackend for Logged {
     fn close(&self) -> io::Result<()> {
         self.file.close()
     }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.query_lock_range(start, end)
-    }
+    delegate_locks!(wrapped);
 }
 
 struct Fixture {

@@ -4,8 +4,7 @@
 use super::*;
 use crate::store::Store;
 use redb::backends::FileBackend;
-use redb::{BackendError, StorageBackend, TableDefinition};
-use std::ops::Bound;
+use redb::{StorageBackend, TableDefinition};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 const T: TableDefinition<u64, &str> = TableDefinition::new("test_recover");
@@ -23,6 +22,12 @@ impl Disk {
             true => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
             false => Ok(()),
         }
+    }
+}
+
+impl Disk {
+    fn wrapped(&self) -> &dyn StorageBackend {
+        &self.file
     }
 }
 
@@ -48,24 +53,7 @@ impl StorageBackend for Disk {
     fn close(&self) -> std::io::Result<()> {
         self.file.close()
     }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.query_lock_range(start, end)
-    }
+    delegate_locks!(wrapped);
 }
 
 /// A store on a [`Disk`], holding key 0 = "seed".
