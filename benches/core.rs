@@ -91,6 +91,64 @@ fn history_page_of_50(bencher: divan::Bencher) {
     bencher.bench(|| f.rt.block_on(f.core.chat.history(&f.b, &Target::User(f.a.clone()), None, 50)).unwrap());
 }
 
+/// The newest page of a conversation of 50 messages, read after 10,000 messages elsewhere:
+/// the worst case for the messages not merged into the per-conversation index yet (up to
+/// two merges' worth, none of them this conversation's), which a read walks in full.
+#[divan::bench]
+fn history_page_of_a_quiet_conversation(bencher: divan::Bencher) {
+    let f = quiet_fixture();
+    bencher.bench(|| f.0.rt.block_on(f.0.core.chat.history(&f.1, &Target::User(f.0.a.clone()), None, 50)).unwrap());
+}
+
+/// Unread counts of a user with two conversations, one of them busy, after 10,000 messages.
+#[divan::bench]
+fn unread_counts(bencher: divan::Bencher) {
+    let f = quiet_fixture();
+    bencher.bench(|| f.0.rt.block_on(f.0.core.chat.unread(&f.0.b)).unwrap());
+}
+
+/// Carol and Alice exchange 50 messages, then Alice sends Bob 10,000 (the last one alone,
+/// so that the merge count is not a multiple of a batch).
+fn quiet_fixture() -> (Fixture, quickmeet::ids::UserId) {
+    let f = fixture(0);
+    let carol = f.rt.block_on(async {
+        let carol = f.core.accounts.signup("carol", "password1", None).await.unwrap().1.id;
+        for i in 0..50 {
+            let req = SendRequest { content: format!("c{i}"), ..Default::default() };
+            f.core.chat.send(&carol, Target::User(f.a.clone()), req).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for i in 0..10_001 {
+            let (core, a, b) = (f.core.clone(), f.a.clone(), f.b.clone());
+            tasks.push(tokio::spawn(async move {
+                core.chat
+                    .send(&a, Target::User(b), SendRequest { content: format!("m{i}"), ..Default::default() })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        carol
+    });
+    (f, carol)
+}
+
+/// Opening the core on a data dir whose last 8,000 messages are not merged into the
+/// per-conversation index yet (fewer than a merge's worth): start-up reads each of their rows
+/// once to know their conversations.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn open_with_8000_unmerged_messages(bencher: divan::Bencher) {
+    let f = fixture(8_000);
+    let config = Config { data_dir: f._dir.path().to_path_buf(), ..Config::default() };
+    f.rt.block_on(f.core.chat.close());
+    drop(f.core);
+    bencher.bench(|| {
+        let core = Core::open(config.clone()).unwrap();
+        f.rt.block_on(core.chat.close());
+    });
+}
+
 /// 256 appends in flight together, spread over 128 conversations (256 users in pairs), as
 /// the load generator's chat scenario spreads them: compare with `append_256_concurrent`
 /// (one conversation) for what touching many conversations costs a commit.
