@@ -61,8 +61,7 @@ pub(crate) fn create_tables(tx: &redb::WriteTransaction) -> Result<()> {
     tx.open_table(chat::data::SENDER_CLIENTID_SEQ)?;
     tx.open_table(chat::data::USER_PEER_LASTSEQ)?;
     tx.open_table(chat::data::READER_CONV_READSEQ)?;
-    tx.open_table(chat::data::RECENT_SEQ_CONV_SENDER)?;
-    tx.open_table(chat::data::MERGING_SEQ_CONV_SENDER)?;
+    tx.open_table(chat::data::CHAT_MARK)?;
     tx.open_table(files::data::FILEID_FILE)?;
     tx.open_table(files::data::FILEID_CONV_SEQ)?;
     Ok(())

@@ -57,6 +57,7 @@ pub fn restore(archive: &Path, data_dir: &Path, force: bool) -> Result<Manifest>
         if let Some(table) = key.strip_prefix("store/").and_then(|t| t.strip_suffix(".jsonl")) {
             let (name, kind) = tables::TABLES
                 .iter()
+                .chain(tables::LEGACY)
                 .find(|(n, _)| *n == table)
                 .ok_or_else(|| invalid(format!("the backup has a table this quickmeet does not know: {table}")))?;
             tables::load(&tx, name, *kind, BufReader::new(reader))?;
@@ -77,6 +78,10 @@ pub fn restore(archive: &Path, data_dir: &Path, force: bool) -> Result<Manifest>
     })?;
     if unpacked != manifest {
         return Err(invalid("the archive changed while it was being restored"));
+    }
+    if manifest.schema_version < 5 {
+        // Its unmerged messages are in schema 4's tables, and it has no merged mark.
+        crate::chat::data::fold_legacy(&tx)?;
     }
     tx.commit()?;
     drop(store);

@@ -145,3 +145,81 @@ async fn a_restore_refuses_a_database_in_use_and_existing_data_without_force() {
         .starts_with(".restore")));
     open(dir.path()).accounts.login("bob", "password2").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_schema_4_backup_restores_with_its_unmerged_messages_indexed() {
+    let (_dir, c) = populated().await;
+    let alice = c.accounts.find("alice").unwrap().id;
+    let bob = c.accounts.find("bob").unwrap().id;
+    for i in 0..10 {
+        let req = SendRequest { content: format!("m{i}"), ..Default::default() };
+        c.chat.send(&alice, Target::User(bob.clone()), req).await.unwrap();
+    }
+    let (bytes, mut m) = backup(&c);
+    // Schema 4 had no merged mark: the messages after it were entries of
+    // `recent_seq_conv_sender` instead.
+    let mut recent = String::new();
+    {
+        let tx = c.store.begin_read().unwrap();
+        let mark =
+            tx.open_table(crate::chat::data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map_or(0, |v| v.value());
+        for row in tx.open_table(crate::chat::data::SEQ_MESSAGE).unwrap().range(mark + 1..).unwrap() {
+            let (k, v) = row.unwrap();
+            let r = crate::chat::data::Route::of(v.value()).unwrap();
+            recent += &format!("{}\n", serde_json::json!([k.value(), [r.conv(), r.from()]]));
+        }
+    }
+    assert!(!recent.is_empty());
+    let (old_table, new_table) = ("store/chat_mark.jsonl", "store/recent_seq_conv_sender.jsonl");
+    m.schema_version = 4;
+    m.tables.remove("chat_mark");
+    m.tables.insert("recent_seq_conv_sender".into(), recent.lines().count() as u64);
+    m.entries.retain(|e| e.path != old_table);
+    m.entries.push(Entry { path: new_table.into(), size: recent.len() as u64, sha256: hex(Sha256::digest(&recent)) });
+    let mut old = Vec::new();
+    {
+        let mut t = tar::Builder::new(zstd::stream::write::Encoder::new(&mut old, 1).unwrap().auto_finish());
+        let mut a = tar::Archive::new(zstd::stream::read::Decoder::new(bytes.as_slice()).unwrap());
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            match path.as_str() {
+                p if p == old_table => {
+                    let mut h = header(recent.len() as u64, 0o600);
+                    t.append_data(&mut h, new_table, recent.as_bytes()).unwrap();
+                }
+                MANIFEST => {
+                    let json = serde_json::to_vec_pretty(&m).unwrap();
+                    t.append_data(&mut header(json.len() as u64, 0o644), MANIFEST, json.as_slice()).unwrap();
+                }
+                _ => t.append_data(&mut e.header().clone(), &path, data.as_slice()).unwrap(),
+            }
+        }
+        t.finish().unwrap();
+    }
+    let archive = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(archive.path(), &old).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    assert_eq!(restore(archive.path(), target.path(), false).unwrap().schema_version, 4);
+
+    let r = open(target.path());
+    let contents = |core: &Core| {
+        let (core, alice, bob) = (core.clone(), alice.clone(), bob.clone());
+        async move {
+            let page = core.chat.history(&bob, &Target::User(alice), None, 50).await.unwrap();
+            (
+                page.messages.into_iter().map(|m| m.content).collect::<Vec<_>>(),
+                core.chat.unread(&bob).await.unwrap().users,
+            )
+        }
+    };
+    assert_eq!(contents(&r).await, contents(&c).await);
+    assert_eq!(contents(&r).await.0.len(), 11);
+    // Nothing of schema 4 is left: the restored store backs up again.
+    let tx = r.store.begin_read().unwrap();
+    assert!(tx.list_tables().unwrap().all(|t| !t.name().contains("recent")));
+    drop(tx);
+    backup(&r);
+}

@@ -7,8 +7,8 @@
 //! - `name_secret`: the key that hides seqs in message ids (`message_ids`);
 //! - `conv_seq_sender`: (conversation, seq) → sender id: one index per DM pair or group,
 //!   enough to page history and count unread without loading message bodies;
-//! - `recent_seq_conv_sender`: seq → (conversation, sender) of the newest messages, not yet
-//!   merged into `conv_seq_sender` and `user_peer_lastseq` (see below);
+//! - `chat_mark`: `merged_seq`, the seq up to which every message is in `conv_seq_sender`
+//!   and `user_peer_lastseq` (see below);
 //! - `clientid_sender_seq`: (clientId, sender) → seq, the idempotency index. ClientId
 //!   first: clients make time-ordered keys (the web client's are UUIDv7s), so a batch's
 //!   keys land together at the end of the table instead of on a page per sender;
@@ -18,24 +18,31 @@
 //! - `user_peer_lastseq`: (user, peer) → last seq of their DM, listing a user's DMs;
 //! - `reader_conv_readseq`: (reader, conversation) → the seq read up to.
 //!
-//! Why `recent_seq_conv_sender`: a batch of messages spread over many conversations would
-//! dirty one leaf page per conversation in the per-conversation indexes, and every commit
-//! copies and fsyncs each dirty page. So a batch only appends to the sequential `recent`
-//! table. Once it holds [`MERGE_AT`] entries it is renamed `merging_seq_conv_sender` and a
-//! fresh `recent` table starts; the writer then moves the merging entries into the indexes
-//! in conversation order, a slice along with each following batch, so each conversation's
-//! leaf is written about once per merge, no batch carries a whole merge, and the table is
-//! dropped when the last slice is in. Readers see all three through one [`Snapshot`],
-//! counting an entry found both in an index and in `merging` once.
+//! Why a merged mark: a batch of messages spread over many conversations would dirty one
+//! leaf page per conversation in the per-conversation indexes, and every commit copies and
+//! syncs each dirty page. So a batch only appends its message rows, which are sequential.
+//! The writer keeps each new message's (conversation, sender) in memory ([`Unmerged`],
+//! shared with readers); once [`MERGE_AT`] wait, it moves them into the indexes in
+//! conversation order, a slice along with each following batch, so each conversation's leaf
+//! is written about once per merge and no batch carries a whole merge, then moves the mark.
+//! Readers take the messages after their transaction's mark from memory (or, for a
+//! transaction older than the last two merges, from the rows: see [`Route`]) and the rest
+//! from the indexes, through one [`Snapshot`], counting a message found in both (a merge
+//! under way) once. At start the messages after the mark are read once from their rows.
+//! Up to schema 4 they had tables of their own, `recent_seq_conv_sender` and
+//! `merging_seq_conv_sender`: one more B-tree insert per message, and a tenth of the bytes
+//! each message wrote.
 
 use super::{Draft, Message, Target};
 use crate::error::{Error, Result};
-use crate::ids::{MessageId, UserId};
+use crate::ids::{GroupId, MessageId, UserId};
 use crate::store::{from_cell, to_cell, ReadTx, Store};
 use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
@@ -45,14 +52,16 @@ pub(crate) const CLIENTID_SENDER_SEQ: TableDefinition<(&str, &str), u64> = Table
 pub(crate) const SENDER_CLIENTID_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_clientid_seq");
 pub(crate) const USER_PEER_LASTSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("user_peer_lastseq");
 pub(crate) const READER_CONV_READSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("reader_conv_readseq");
-pub(crate) const RECENT_SEQ_CONV_SENDER: TableDefinition<u64, (&str, &str)> =
-    TableDefinition::new("recent_seq_conv_sender");
-pub(crate) const MERGING_SEQ_CONV_SENDER: TableDefinition<u64, (&str, &str)> =
-    TableDefinition::new("merging_seq_conv_sender");
+pub(crate) const CHAT_MARK: TableDefinition<&str, u64> = TableDefinition::new("chat_mark");
+/// Schema 4's tables of entries not merged yet; [`fold_legacy`] empties and drops them.
+const LEGACY_RECENT: TableDefinition<u64, (&str, &str)> = TableDefinition::new("recent_seq_conv_sender");
+const LEGACY_MERGING: TableDefinition<u64, (&str, &str)> = TableDefinition::new("merging_seq_conv_sender");
+/// The `chat_mark` entry: every message up to this seq is in the per-conversation indexes.
+const MERGED: &str = "merged_seq";
 
-/// Recent entries that start a merge into the per-conversation indexes. Small in unit
-/// tests, so that every chat test runs across merges.
-pub(crate) const MERGE_AT: u64 = if cfg!(test) { 7 } else { 2048 };
+/// Messages past the merged mark that start a merge into the per-conversation indexes.
+/// Small in unit tests, so that every chat test runs across merges.
+pub(crate) const MERGE_AT: u64 = if cfg!(test) { 7 } else { 8192 };
 /// Fewest entries merged along with each batch while a merge is under way (at least twice
 /// the batch's own appends are merged, so a merge always ends before the next is due).
 const MERGE_SLICE: usize = if cfg!(test) { 3 } else { 256 };
@@ -67,6 +76,10 @@ pub fn conv_key(target: &Target, from: &UserId) -> String {
 
 /// The conversation key of the DM between `a` and `b`.
 pub fn dm_key(a: &UserId, b: &UserId) -> String {
+    pair_key(a.as_str(), b.as_str())
+}
+
+fn pair_key(a: &str, b: &str) -> String {
     if a <= b {
         format!("d:{a}:{b}")
     } else {
@@ -90,80 +103,418 @@ pub(crate) fn parse_conv(key: &str) -> Option<Conv<'_>> {
     key.strip_prefix("g:").map(Conv::Group)
 }
 
-/// A merge under way: the merging entries as (conversation, seq, sender), sorted, and how
-/// many of them are in the indexes already.
+/// A merge under way: the entries being merged as (conversation, seq, sender), sorted, how
+/// many of them are in the indexes already, and the seq every one of them is at or below.
 #[derive(Debug, Default)]
 pub(crate) struct Merge {
     rows: Vec<(String, u64, String)>,
     done: usize,
+    upto: u64,
 }
 
-/// Where the message writer stands: the last sequence number in use, how many appends wait
-/// in the recent table, and the merge under way, if any.
+/// The messages after the merged mark, by conversation, as (seq, sender) in seq order: what
+/// readers need of them, kept in memory so that a read does not walk their rows. The writer
+/// adds each message before its commit and forgets a merge's messages only once the next
+/// merge is done, so a read transaction finds here every message it can see after its
+/// merged mark, unless it began two merges ago: then it reads the ones forgotten since
+/// from their rows ([`Unmerged::of`]).
+#[derive(Debug, Default)]
+pub(crate) struct Unmerged {
+    /// Every message with a seq above this, stored or being stored, is here.
+    low: u64,
+    convs: ByConv,
+}
+
+/// The writer's [`Unmerged`], shared with readers.
+pub(crate) type SharedUnmerged = Arc<RwLock<Unmerged>>;
+
+impl Unmerged {
+    /// Reads the messages after the merged mark from their rows; returns them with the mark
+    /// and the last seq stored.
+    fn load(
+        messages: &impl ReadableTable<u64, &'static [u8]>,
+        marks: &impl ReadableTable<&'static str, u64>,
+    ) -> Result<(Unmerged, u64, u64)> {
+        let merged = merged_mark(marks)?;
+        let mut u = Unmerged { low: merged, convs: HashMap::new() };
+        let last = messages.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+        for row in messages.range(merged + 1..)? {
+            let (k, v) = row?;
+            let r = Route::of(v.value())?;
+            u.add(r.conv(), k.value(), r.from());
+        }
+        Ok((u, merged, last))
+    }
+
+    /// The shared copy for a store, read from its rows, and the writer's position (when
+    /// chat starts).
+    pub(crate) fn open(store: &Store) -> Result<(SharedUnmerged, Position)> {
+        let tx = store.begin_read()?;
+        let (u, merged, last_seq) = Unmerged::load(&tx.open_table(SEQ_MESSAGE)?, &tx.open_table(CHAT_MARK)?)?;
+        let shared = Arc::new(RwLock::new(u));
+        let pos = Position { last_seq, merged, pending: last_seq - merged, merge: None, unmerged: shared.clone() };
+        Ok((shared, pos))
+    }
+
+    fn add(&mut self, conv: String, seq: u64, sender: String) {
+        self.convs.entry(conv).or_default().push((seq, sender));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn low(&self) -> u64 {
+        self.low
+    }
+
+    /// Forgets the messages up to `seq`.
+    fn forget_upto(&mut self, seq: u64) {
+        self.convs.retain(|_, v| {
+            v.drain(..v.partition_point(|(s, _)| *s <= seq));
+            !v.is_empty()
+        });
+        self.low = self.low.max(seq);
+    }
+
+    /// Adds to `rows` the messages of `conv` that a transaction sees after its merged mark
+    /// (`view`) and that a read wants. Those forgotten since the transaction began are read
+    /// from `messages`.
+    fn of(
+        shared: &SharedUnmerged,
+        messages: &impl ReadableTable<u64, &'static [u8]>,
+        view: View,
+        conv: &str,
+        want: Want,
+        rows: &mut BTreeMap<u64, String>,
+    ) -> Result<()> {
+        let Want { newest_first, limit, .. } = want;
+        let (after, before) = (want.after.max(view.merged), want.before.min(view.last.saturating_add(1)));
+        if after.saturating_add(1) >= before {
+            return Ok(());
+        }
+        let low = {
+            let u = shared.read().expect("unmerged lock");
+            if let Some(v) = u.convs.get(conv) {
+                let (start, end) = (v.partition_point(|(s, _)| *s <= after), v.partition_point(|(s, _)| *s < before));
+                let within = &v[start..end.max(start)];
+                let near = if newest_first {
+                    &within[within.len().saturating_sub(limit)..]
+                } else {
+                    &within[..within.len().min(limit)]
+                };
+                rows.extend(near.iter().cloned());
+            }
+            u.low
+        };
+        let Some(conv) = parse_conv(conv).filter(|_| low > after) else { return Ok(()) };
+        let range = messages.range(after + 1..before.min(low + 1))?;
+        let entries: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
+        let mut found = 0;
+        for row in entries {
+            if found == limit {
+                break;
+            }
+            let (k, v) = row?;
+            let r = Route::of(v.value())?;
+            if r.is_in(&conv) {
+                rows.insert(k.value(), r.from());
+                found += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every message of `scope`'s conversations that a transaction sees after its merged
+    /// mark, by conversation in seq order; those forgotten since it began are read from
+    /// `messages`.
+    fn all(
+        shared: &SharedUnmerged,
+        messages: &impl ReadableTable<u64, &'static [u8]>,
+        view: View,
+        scope: &Scope,
+    ) -> Result<ByConv> {
+        let mut by_conv = ByConv::new();
+        let low = {
+            let u = shared.read().expect("unmerged lock");
+            let floor = view.merged.max(u.low);
+            for (conv, v) in u.convs.iter().filter(|(c, _)| scope.covers(c)) {
+                let start = v.partition_point(|(s, _)| *s <= floor);
+                let seen: Vec<(u64, String)> =
+                    v[start..].iter().take_while(|(s, _)| *s <= view.last).cloned().collect();
+                if !seen.is_empty() {
+                    by_conv.insert(conv.clone(), seen);
+                }
+            }
+            u.low
+        };
+        if low > view.merged {
+            let mut older = ByConv::new();
+            for row in messages.range(view.merged + 1..low.min(view.last) + 1)? {
+                let (k, v) = row?;
+                let r = Route::of(v.value())?;
+                let conv = r.conv();
+                if scope.covers(&conv) {
+                    older.entry(conv).or_default().push((k.value(), r.from()));
+                }
+            }
+            for (conv, mut v) in older {
+                let newer = by_conv.remove(&conv).unwrap_or_default();
+                v.extend(newer);
+                by_conv.insert(conv, v);
+            }
+        }
+        Ok(by_conv)
+    }
+}
+
+/// The conversations a request over many of them reads: a user's DMs and groups.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    user: String,
+    groups: std::collections::HashSet<String>,
+}
+
+impl Scope {
+    pub(crate) fn new<'g>(user: &UserId, groups: impl IntoIterator<Item = &'g GroupId>) -> Scope {
+        Scope { user: user.as_str().to_string(), groups: groups.into_iter().map(|g| g.as_str().to_string()).collect() }
+    }
+
+    fn covers(&self, conv: &str) -> bool {
+        match parse_conv(conv) {
+            Some(Conv::Dm(a, b)) => a == self.user || b == self.user,
+            Some(Conv::Group(g)) => self.groups.contains(g),
+            None => false,
+        }
+    }
+}
+
+/// The entries of a conversation a read wants: seq strictly between `after` and `before`,
+/// the `limit` nearest in the direction asked.
+#[derive(Clone, Copy, Debug)]
+struct Want {
+    after: u64,
+    before: u64,
+    newest_first: bool,
+    limit: usize,
+}
+
+/// Messages by conversation, as (seq, sender) in seq order.
+type ByConv = HashMap<String, Vec<(u64, String)>>;
+
+/// What a transaction sees of the messages: its merged mark and its last seq.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    merged: u64,
+    last: u64,
+}
+
+impl View {
+    fn read(
+        messages: &impl ReadableTable<u64, &'static [u8]>,
+        marks: &impl ReadableTable<&'static str, u64>,
+    ) -> Result<View> {
+        Ok(View { merged: merged_mark(marks)?, last: messages.last()?.map(|(k, _)| k.value()).unwrap_or(0) })
+    }
+}
+
+/// Where the message writer stands: the last sequence number in use, the seq up to which
+/// every message is in the per-conversation indexes, how many appends since are in no merge
+/// yet, and the merge under way, if any.
 #[derive(Debug)]
 pub(crate) struct Position {
     pub last_seq: u64,
-    pub unmerged: u64,
-    pub merge: Option<Merge>,
-}
-
-fn sorted_rows(t: &impl ReadableTable<u64, (&'static str, &'static str)>) -> Result<Vec<(String, u64, String)>> {
-    let mut rows = Vec::new();
-    for row in t.iter()? {
-        let (k, v) = row?;
-        let (conv, sender) = v.value();
-        rows.push((conv.to_string(), k.value(), sender.to_string()));
-    }
-    rows.sort_unstable();
-    Ok(rows)
+    merged: u64,
+    pending: u64,
+    merge: Option<Merge>,
+    unmerged: SharedUnmerged,
 }
 
 impl Position {
-    /// Reads the writer's position from the database (at start, and after a failed commit).
-    /// A merge a restart interrupted starts over: inserting an entry twice changes nothing.
-    pub(crate) fn read(tx: &WriteTransaction) -> Result<Position> {
-        let last_seq = tx.open_table(SEQ_MESSAGE)?.last()?.map(|(k, _)| k.value()).unwrap_or(0);
-        let unmerged = tx.open_table(RECENT_SEQ_CONV_SENDER)?.len()?;
-        let merging = sorted_rows(&tx.open_table(MERGING_SEQ_CONV_SENDER)?)?;
-        let merge = (!merging.is_empty()).then_some(Merge { rows: merging, done: 0 });
-        Ok(Position { last_seq, unmerged, merge })
+    /// Reads the writer's position from the database after a failed commit, which may have
+    /// left messages in `unmerged` that were never stored ([`Unmerged::open`] reads it at
+    /// start): every message after the merged mark is pending again, and `unmerged` is read
+    /// anew. A merge that was under way starts over: inserting an entry twice changes
+    /// nothing.
+    pub(crate) fn read(tx: &WriteTransaction, unmerged: &SharedUnmerged) -> Result<Position> {
+        let (u, merged, last_seq) = Unmerged::load(&tx.open_table(SEQ_MESSAGE)?, &tx.open_table(CHAT_MARK)?)?;
+        let pending = last_seq - merged;
+        *unmerged.write().expect("unmerged lock") = u;
+        Ok(Position { last_seq, merged, pending, merge: None, unmerged: unmerged.clone() })
     }
 
-    /// The merge work that goes with a batch of `appends`: starts a merge when the recent
-    /// table is full and none is under way, and moves the next slice of the one under way
-    /// into the indexes, dropping the merging table after the last.
+    /// The shared copy of the messages after the merged mark this position updates.
+    pub(crate) fn unmerged(&self) -> &SharedUnmerged {
+        &self.unmerged
+    }
+
+    /// Records a new message, before its commit.
+    fn add(&mut self, conv: String, seq: u64, sender: String) {
+        self.pending += 1;
+        self.unmerged.write().expect("unmerged lock").add(conv, seq, sender);
+    }
+
+    /// The merge work that goes with a batch of `appends`: starts a merge of the pending
+    /// messages once there are [`MERGE_AT`] and none is under way, and moves the next slice
+    /// of the one under way into the indexes, moving the merged mark after the last.
     pub(crate) fn merge_step(&mut self, tx: &WriteTransaction, appends: usize) -> Result<()> {
-        if self.merge.is_none() && self.unmerged >= MERGE_AT {
-            // The merging table is there, empty, between merges.
-            tx.delete_table(MERGING_SEQ_CONV_SENDER)?;
-            tx.rename_table(RECENT_SEQ_CONV_SENDER, MERGING_SEQ_CONV_SENDER)?;
-            tx.open_table(RECENT_SEQ_CONV_SENDER)?;
-            self.merge = Some(Merge { rows: sorted_rows(&tx.open_table(MERGING_SEQ_CONV_SENDER)?)?, done: 0 });
-            self.unmerged = 0;
+        if self.merge.is_none() && self.pending >= MERGE_AT {
+            let mut rows = Vec::new();
+            {
+                let u = self.unmerged.read().expect("unmerged lock");
+                for (conv, v) in &u.convs {
+                    let start = v.partition_point(|(s, _)| *s <= self.merged);
+                    rows.extend(v[start..].iter().map(|(s, sender)| (conv.clone(), *s, sender.clone())));
+                }
+            }
+            rows.sort_unstable();
+            self.merge = Some(Merge { rows, done: 0, upto: self.last_seq });
+            self.pending = 0;
         }
         let Some(m) = self.merge.as_mut() else { return Ok(()) };
         let end = (m.done + MERGE_SLICE.max(2 * appends)).min(m.rows.len());
-        {
-            let mut convs = tx.open_table(CONV_SEQ_SENDER)?;
-            let mut peers = tx.open_table(USER_PEER_LASTSEQ)?;
-            for i in m.done..end {
-                let (conv, seq, sender) = &m.rows[i];
-                convs.insert((conv.as_str(), *seq), sender.as_str())?;
-                let last_of_conv = m.rows.get(i + 1).is_none_or(|next| next.0 != *conv);
-                if let (true, Some(Conv::Dm(a, b))) = (last_of_conv, parse_conv(conv)) {
-                    peers.insert((a, b), *seq)?;
-                    peers.insert((b, a), *seq)?;
-                }
-            }
-        }
+        index(tx, &m.rows, m.done..end)?;
         m.done = end;
         if m.done == m.rows.len() {
-            // Dropping the table frees its pages at once, where deleting rows rebalances.
-            tx.delete_table(MERGING_SEQ_CONV_SENDER)?;
-            tx.open_table(MERGING_SEQ_CONV_SENDER)?;
+            // Transactions begun before this commit still need this merge's messages from
+            // memory. The merge before's are in the index of every transaction begun since
+            // it; an older one reads them from their rows.
+            self.unmerged.write().expect("unmerged lock").forget_upto(self.merged);
+            self.merged = m.upto;
+            tx.open_table(CHAT_MARK)?.insert(MERGED, self.merged)?;
             self.merge = None;
         }
         Ok(())
+    }
+}
+
+/// Inserts `rows[range]` of a merge, sorted by conversation then seq, into the
+/// per-conversation indexes; a DM's last entry in `rows` also becomes its pair's last seq.
+fn index(tx: &WriteTransaction, rows: &[(String, u64, String)], range: std::ops::Range<usize>) -> Result<()> {
+    let mut convs = tx.open_table(CONV_SEQ_SENDER)?;
+    let mut peers = tx.open_table(USER_PEER_LASTSEQ)?;
+    for i in range {
+        let (conv, seq, sender) = &rows[i];
+        convs.insert((conv.as_str(), *seq), sender.as_str())?;
+        let last_of_conv = rows.get(i + 1).is_none_or(|next| next.0 != *conv);
+        if let (true, Some(Conv::Dm(a, b))) = (last_of_conv, parse_conv(conv)) {
+            peers.insert((a, b), *seq)?;
+            peers.insert((b, a), *seq)?;
+        }
+    }
+    Ok(())
+}
+
+/// The seq up to which every message is in the per-conversation indexes.
+fn merged_mark(t: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
+    Ok(t.get(MERGED)?.map(|v| v.value()).unwrap_or(0))
+}
+
+/// Moves the entries of schema 4's `recent` and `merging` tables into the indexes, drops
+/// both tables and sets the merged mark after the last message: what upgrading a schema-4
+/// database, or restoring a backup of one, needs (everything else it holds is merged).
+pub(crate) fn fold_legacy(tx: &WriteTransaction) -> Result<()> {
+    let mut rows = Vec::new();
+    for def in [LEGACY_MERGING, LEGACY_RECENT] {
+        for row in tx.open_table(def)?.iter()? {
+            let (k, v) = row?;
+            let (conv, sender) = v.value();
+            rows.push((conv.to_string(), k.value(), sender.to_string()));
+        }
+        tx.delete_table(def)?;
+    }
+    rows.sort_unstable();
+    index(tx, &rows, 0..rows.len())?;
+    let last = tx.open_table(SEQ_MESSAGE)?.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+    tx.open_table(CHAT_MARK)?.insert(MERGED, last)?;
+    Ok(())
+}
+
+/// Who a stored message row is from and to, read from the row. Rows are JSON that this
+/// module writes, which starts `{"id":"…","from":"…","to":…,"groupId":…`: that prefix is
+/// read directly, borrowing from the row, and anything else (an escape, another field
+/// order) by parsing the row. Kept as bytes: readers compare far more rows than they keep.
+pub(crate) struct Route<'a> {
+    from: Cow<'a, [u8]>,
+    to: Recipient<'a>,
+}
+
+enum Recipient<'a> {
+    User(Cow<'a, [u8]>),
+    Group(Cow<'a, [u8]>),
+}
+
+impl<'a> Route<'a> {
+    pub(crate) fn of(cell: &'a [u8]) -> Result<Route<'a>> {
+        if let Some(r) = Route::prefix(cell) {
+            return Ok(r);
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Parsed {
+            from: String,
+            to: Option<String>,
+            group_id: Option<String>,
+        }
+        let p: Parsed = from_cell(cell)?;
+        let owned = |s: String| Cow::Owned(s.into_bytes());
+        Route::new(owned(p.from), p.to.map(owned), p.group_id.map(owned))
+            .ok_or_else(|| Error::Internal("message row names no single recipient".into()))
+    }
+
+    fn new(from: Cow<'a, [u8]>, to: Option<Cow<'a, [u8]>>, group: Option<Cow<'a, [u8]>>) -> Option<Route<'a>> {
+        let to = match (to, group) {
+            (Some(u), None) => Recipient::User(u),
+            (None, Some(g)) => Recipient::Group(g),
+            _ => return None,
+        };
+        Some(Route { from, to })
+    }
+
+    /// The route from the row's prefix, if it has the shape this module writes.
+    pub(crate) fn prefix(cell: &'a [u8]) -> Option<Route<'a>> {
+        // A string without escapes, up to its closing quote. A `"` byte is never part of a
+        // multi-byte character, so the row splits on bytes into valid UTF-8.
+        fn string(s: &[u8]) -> Option<(Cow<'_, [u8]>, &[u8])> {
+            let s = s.strip_prefix(b"\"")?;
+            let end = s.iter().position(|&c| c == b'"' || c == b'\\')?;
+            (s[end] == b'"').then(|| (Cow::Borrowed(&s[..end]), &s[end + 1..]))
+        }
+        type Field<'a> = Option<Cow<'a, [u8]>>;
+        fn nullable(s: &[u8]) -> Option<(Field<'_>, &[u8])> {
+            match s.strip_prefix(b"null") {
+                Some(rest) => Some((None, rest)),
+                None => string(s).map(|(v, rest)| (Some(v), rest)),
+            }
+        }
+        let (_, rest) = string(cell.strip_prefix(br#"{"id":"#)?)?;
+        let (from, rest) = string(rest.strip_prefix(br#","from":"#)?)?;
+        let (to, rest) = nullable(rest.strip_prefix(br#","to":"#)?)?;
+        let (group, _) = nullable(rest.strip_prefix(br#","groupId":"#)?)?;
+        Route::new(from, to, group)
+    }
+
+    /// The sender's id.
+    pub(crate) fn from(&self) -> String {
+        String::from_utf8_lossy(&self.from).into_owned()
+    }
+
+    /// The conversation key, as [`conv_key`] makes it.
+    pub(crate) fn conv(&self) -> String {
+        let text = String::from_utf8_lossy;
+        match &self.to {
+            Recipient::User(u) => pair_key(&text(&self.from), &text(u)),
+            Recipient::Group(g) => format!("g:{}", text(g)),
+        }
+    }
+
+    /// Whether the message is in `conv`, taken apart by [`parse_conv`].
+    fn is_in(&self, conv: &Conv<'_>) -> bool {
+        match (&self.to, conv) {
+            (Recipient::User(u), Conv::Dm(a, b)) => {
+                let (f, u, a, b) = (self.from.as_ref(), u.as_ref(), a.as_bytes(), b.as_bytes());
+                (f == a && u == b) || (f == b && u == a)
+            }
+            (Recipient::Group(g), Conv::Group(want)) => g.as_ref() == want.as_bytes(),
+            _ => false,
+        }
     }
 }
 
@@ -281,7 +632,6 @@ pub(crate) struct Appender<'tx> {
     client_ids: Table<'tx, (&'static str, &'static str), u64>,
     /// Schema 2's index, when it holds anything.
     legacy_client_ids: Option<Table<'tx, (&'static str, &'static str), u64>>,
-    recent: Table<'tx, u64, (&'static str, &'static str)>,
 }
 
 impl<'tx> Appender<'tx> {
@@ -292,13 +642,13 @@ impl<'tx> Appender<'tx> {
             ids: IdCodec::read(tx.open_table(NAME_SECRET)?)?,
             client_ids: tx.open_table(CLIENTID_SENDER_SEQ)?,
             legacy_client_ids: Some(tx.open_table(SENDER_CLIENTID_SEQ)?).filter(|t| !t.is_empty().unwrap_or(false)),
-            recent: tx.open_table(RECENT_SEQ_CONV_SENDER)?,
         })
     }
 
     /// Appends one message, or returns the message an earlier send with the same
-    /// `clientId` stored (`false` = not new). `seq` is the last sequence number in use.
-    pub(crate) fn append(&mut self, seq: &mut u64, draft: &Draft) -> Result<(Message, bool)> {
+    /// `clientId` stored (`false` = not new). A new message takes the next seq after
+    /// `at`'s and waits in `at` for the next merge.
+    pub(crate) fn append(&mut self, at: &mut Position, draft: &Draft) -> Result<(Message, bool)> {
         let from = draft.from.as_str();
         if let Some(cid) = &draft.client_id {
             let mut existing = self.client_ids.get((cid.as_str(), from))?.map(|v| v.value());
@@ -313,10 +663,11 @@ impl<'tx> Appender<'tx> {
                 return Ok((from_cell(cell.value())?, false));
             }
         }
-        *seq += 1;
+        at.last_seq += 1;
+        let seq = at.last_seq;
         let now = time::OffsetDateTime::now_utc();
         let msg = Message {
-            id: self.ids.encode(*seq, (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64),
+            id: self.ids.encode(seq, (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64),
             from: draft.from.clone(),
             to: match &draft.target {
                 Target::User(u) => Some(u.clone()),
@@ -335,53 +686,59 @@ impl<'tx> Appender<'tx> {
             read_by: None,
         };
         let conv = conv_key(&draft.target, &draft.from);
-        self.messages.insert(*seq, to_cell(&msg)?.as_slice())?;
-        self.recent.insert(*seq, (conv.as_str(), from))?;
+        self.messages.insert(seq, to_cell(&msg)?.as_slice())?;
         if let Some(cid) = &draft.client_id {
-            self.client_ids.insert((cid.as_str(), from), *seq)?;
+            self.client_ids.insert((cid.as_str(), from), seq)?;
         }
         if let Some(f) = &draft.file {
-            crate::files::data::record_posted(self.tx, f.id.as_str(), &conv, *seq)?;
+            crate::files::data::record_posted(self.tx, f.id.as_str(), &conv, seq)?;
         }
+        at.add(conv, seq, from.to_string());
         Ok((msg, true))
     }
 }
 
-/// One consistent view of the chat tables for the length of a request: the merged
-/// per-conversation indexes and the recent entries not merged yet, in one read transaction.
+/// One consistent view of the chat tables for the length of a request: the per-conversation
+/// indexes, and the messages after the merged mark, in one read transaction.
 pub(crate) struct Snapshot {
     tx: ReadTx,
-    /// The merging and recent entries by conversation, (seq, sender) in seq order; read on
-    /// first use.
-    recent: OnceCell<HashMap<String, Vec<(u64, String)>>>,
+    unmerged: SharedUnmerged,
+    /// The transaction's merged mark and last seq, read on first use.
+    view: OnceCell<View>,
+    /// The messages after the merged mark in the conversations of a request over many of
+    /// them, by conversation, (seq, sender) in seq order.
+    recent: OnceCell<(Scope, ByConv)>,
 }
 
 impl Snapshot {
-    pub(crate) fn new(store: &Store) -> Result<Snapshot> {
-        Ok(Snapshot { tx: store.begin_read()?, recent: OnceCell::new() })
+    pub(crate) fn new(store: &Store, unmerged: &SharedUnmerged) -> Result<Snapshot> {
+        Ok(Snapshot {
+            tx: store.begin_read()?,
+            unmerged: unmerged.clone(),
+            view: OnceCell::new(),
+            recent: OnceCell::new(),
+        })
     }
 
-    /// Reads every unmerged entry once, for a request that pages many conversations
-    /// ([`Snapshot::range`] otherwise walks them for each).
-    pub(crate) fn many_conversations(self) -> Result<Snapshot> {
-        self.recent()?;
+    /// Takes the messages after the merged mark in all of `scope`'s conversations at once,
+    /// for a request that pages many of them ([`Snapshot::range`] otherwise looks each
+    /// conversation up).
+    pub(crate) fn many_conversations(self, scope: Scope) -> Result<Snapshot> {
+        let by_conv = self.recent_of(&scope)?;
+        let _ = self.recent.set((scope, by_conv));
         Ok(self)
     }
 
-    fn recent(&self) -> Result<&HashMap<String, Vec<(u64, String)>>> {
-        if let Some(r) = self.recent.get() {
-            return Ok(r);
+    fn view(&self) -> Result<View> {
+        if let Some(v) = self.view.get() {
+            return Ok(*v);
         }
-        let mut by_conv: HashMap<String, Vec<(u64, String)>> = HashMap::new();
-        // Every merging seq is older than every recent one, so the lists stay in seq order.
-        for table in [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER] {
-            for row in self.tx.open_table(table)?.iter()? {
-                let (k, v) = row?;
-                let (conv, sender) = v.value();
-                by_conv.entry(conv.to_string()).or_default().push((k.value(), sender.to_string()));
-            }
-        }
-        Ok(self.recent.get_or_init(|| by_conv))
+        let v = View::read(&self.tx.open_table(SEQ_MESSAGE)?, &self.tx.open_table(CHAT_MARK)?)?;
+        Ok(*self.view.get_or_init(|| v))
+    }
+
+    fn recent_of(&self, scope: &Scope) -> Result<ByConv> {
+        Unmerged::all(&self.unmerged, &self.tx.open_table(SEQ_MESSAGE)?, self.view()?, scope)
     }
 
     /// Reads a set of messages by sequence number, in the order given. A file message whose
@@ -434,26 +791,14 @@ impl Snapshot {
             return Ok(Vec::new());
         }
         let mut rows: BTreeMap<u64, String> = BTreeMap::new();
-        if let Some(by_conv) = self.recent.get() {
+        if let Some((_, by_conv)) = self.recent.get().filter(|(scope, _)| scope.covers(conv)) {
             if let Some(recent) = by_conv.get(conv) {
                 rows.extend(recent.iter().filter(|(s, _)| *s > after && *s < before).cloned());
             }
         } else {
-            // One conversation: walk the unmerged entries from the near end and stop at
-            // `limit`, without reading the rest.
-            let tables = if newest_first {
-                [RECENT_SEQ_CONV_SENDER, MERGING_SEQ_CONV_SENDER]
-            } else {
-                [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER]
-            };
-            let mut found = 0;
-            for table in tables {
-                let t = self.tx.open_table(table)?;
-                found += unmerged_entries(&t, conv, (after, before), newest_first, limit - found, &mut rows)?;
-                if found == limit {
-                    break;
-                }
-            }
+            let t = self.tx.open_table(SEQ_MESSAGE)?;
+            let want = Want { after, before, newest_first, limit };
+            Unmerged::of(&self.unmerged, &t, self.view()?, conv, want, &mut rows)?;
         }
         // The `limit` nearest index entries are enough: any other is beyond them.
         indexed_entries(&self.tx.open_table(CONV_SEQ_SENDER)?, conv, (after, before), newest_first, limit, &mut rows)?;
@@ -481,7 +826,15 @@ impl Snapshot {
             }
             out.insert(peer.to_string(), v.value());
         }
-        for (conv, rows) in self.recent()? {
+        let own;
+        let recent = match self.recent.get() {
+            Some((scope, by_conv)) if scope.user == user => by_conv,
+            _ => {
+                own = self.recent_of(&Scope::new(&UserId::from(user), []))?;
+                &own
+            }
+        };
+        for (conv, rows) in recent {
             let peer = match parse_conv(conv) {
                 Some(Conv::Dm(a, b)) if a == user => b,
                 Some(Conv::Dm(a, b)) if b == user => a,
@@ -494,34 +847,6 @@ impl Snapshot {
         }
         Ok(out.into_iter().map(|(p, s)| (UserId::from(p.as_str()), s)).collect())
     }
-}
-
-/// Adds to `rows` the entries of `conv` with seq strictly between `bounds` from one table of
-/// unmerged entries, the nearest first in the direction asked and at most `limit` of them;
-/// returns how many. Serves a read snapshot and a write transaction alike.
-fn unmerged_entries(
-    t: &impl ReadableTable<u64, (&'static str, &'static str)>,
-    conv: &str,
-    (after, before): (u64, u64),
-    newest_first: bool,
-    limit: usize,
-    rows: &mut BTreeMap<u64, String>,
-) -> Result<usize> {
-    let range = t.range(after + 1..before)?;
-    let entries: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
-    let mut found = 0;
-    for row in entries {
-        if found == limit {
-            break;
-        }
-        let (k, v) = row?;
-        let (c, sender) = v.value();
-        if c == conv {
-            rows.insert(k.value(), sender.to_string());
-            found += 1;
-        }
-    }
-    Ok(found)
 }
 
 /// Adds to `rows` the `limit` entries of `conv` in the per-conversation index with seq
@@ -546,8 +871,9 @@ fn indexed_entries(
 /// Marks a conversation read for `reader` up to its newest message. Messages from
 /// `stamp_from` (the DM peer) get `readAt` set. Returns how many messages from others
 /// became read and the id of the newest of them.
-pub fn mark_read(
+pub(crate) fn mark_read(
     store: &Store,
+    unmerged: &SharedUnmerged,
     reader: &UserId,
     conv: &str,
     stamp_from: Option<&UserId>,
@@ -562,10 +888,10 @@ pub fn mark_read(
         let mut rows: BTreeMap<u64, String> = BTreeMap::new();
         let unread = (old, u64::MAX);
         indexed_entries(&tx.open_table(CONV_SEQ_SENDER)?, conv, unread, false, usize::MAX, &mut rows)?;
-        for table in [MERGING_SEQ_CONV_SENDER, RECENT_SEQ_CONV_SENDER] {
-            unmerged_entries(&tx.open_table(table)?, conv, unread, false, usize::MAX, &mut rows)?;
-        }
         let mut msgs = tx.open_table(SEQ_MESSAGE)?;
+        let view = View::read(&msgs, &tx.open_table(CHAT_MARK)?)?;
+        let want = Want { after: old, before: u64::MAX, newest_first: false, limit: usize::MAX };
+        Unmerged::of(unmerged, &msgs, view, conv, want, &mut rows)?;
         let mut newest = old;
         let mut last_other = None;
         for (seq, sender) in rows {

@@ -132,6 +132,8 @@ pub struct Chat {
     groups: Groups,
     writer: mpsc::Sender<writer::Op>,
     writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// The messages not merged into the per-conversation indexes yet (see `data`).
+    unmerged: data::SharedUnmerged,
     files: Arc<Mutex<Option<FileResolver>>>,
     after_commit: Arc<Mutex<Option<AfterCommit>>>,
 }
@@ -151,13 +153,15 @@ impl Chat {
     /// Starts the writer thread.
     pub fn new(store: Store, accounts: Accounts, groups: Groups) -> Result<Chat> {
         let after_commit = Arc::new(Mutex::new(None));
-        let (writer, handle) = writer::spawn(store.clone(), after_commit.clone())?;
+        let (unmerged, position) = data::Unmerged::open(&store)?;
+        let (writer, handle) = writer::spawn(store.clone(), position, after_commit.clone())?;
         Ok(Chat {
             store,
             accounts,
             groups,
             writer,
             writer_thread: Arc::new(Mutex::new(Some(handle))),
+            unmerged,
             files: Arc::new(Mutex::new(None)),
             after_commit,
         })
@@ -277,9 +281,9 @@ impl Chat {
         };
         let conv = data::conv_key(target, me);
         let before = before.map(str::to_string);
-        let store = self.store.clone();
+        let (store, unmerged) = (self.store.clone(), self.unmerged.clone());
         let (mut messages, has_more) = tokio::task::spawn_blocking(move || -> Result<(Vec<Message>, bool)> {
-            let snap = data::Snapshot::new(&store)?;
+            let snap = data::Snapshot::new(&store, &unmerged)?;
             let before_seq = match before {
                 Some(id) => cursor(&snap, &id, &conv)?,
                 None => u64::MAX,
@@ -316,24 +320,25 @@ impl Chat {
     }
 
     async fn mark(&self, me: &UserId, conv: String, stamp_from: Option<UserId>) -> Result<Receipt> {
-        let store = self.store.clone();
+        let (store, unmerged) = (self.store.clone(), self.unmerged.clone());
         let me = me.clone();
         let now = crate::clock::now_rfc3339();
         let read_at = now.clone();
-        let (updated, up_to) =
-            tokio::task::spawn_blocking(move || data::mark_read(&store, &me, &conv, stamp_from.as_ref(), &now))
-                .await??;
+        let (updated, up_to) = tokio::task::spawn_blocking(move || {
+            data::mark_read(&store, &unmerged, &me, &conv, stamp_from.as_ref(), &now)
+        })
+        .await??;
         Ok(Receipt { updated, up_to, read_at })
     }
 
     /// Unread counts for `me`: per DM peer and per group, omitting zeros.
     pub async fn unread(&self, me: &UserId) -> Result<Unread> {
-        let store = self.store.clone();
+        let (store, unmerged) = (self.store.clone(), self.unmerged.clone());
         let me = me.clone();
         let groups: Vec<GroupId> = self.groups.of_user(&me).into_iter().map(|g| g.id).collect();
         tokio::task::spawn_blocking(move || -> Result<Unread> {
             let mut out = Unread::default();
-            let snap = data::Snapshot::new(&store)?.many_conversations()?;
+            let snap = data::Snapshot::new(&store, &unmerged)?.many_conversations(data::Scope::new(&me, &groups))?;
             let count = |conv: &str| -> Result<u64> {
                 let mark = snap.read_seq(me.as_str(), conv)?;
                 let rows = snap.range(conv, mark, u64::MAX, usize::MAX, false)?;
@@ -364,12 +369,13 @@ impl Chat {
             return Err(bad());
         }
         let since = since.map(str::to_string);
-        let store = self.store.clone();
+        let (store, unmerged) = (self.store.clone(), self.unmerged.clone());
         let me = me.clone();
         let groups: Vec<(GroupId, Vec<UserId>)> =
             self.groups.of_user(&me).into_iter().map(|g| (g.id, g.members)).collect();
         tokio::task::spawn_blocking(move || -> Result<Page> {
-            let snap = data::Snapshot::new(&store)?.many_conversations()?;
+            let scope = data::Scope::new(&me, groups.iter().map(|(g, _)| g));
+            let snap = data::Snapshot::new(&store, &unmerged)?.many_conversations(scope)?;
             let since_seq = match since {
                 None => 0,
                 Some(id) => snap.seq_of(&id)?.ok_or_else(bad)?,

@@ -204,6 +204,136 @@ async fn messages_read_the_same_before_and_after_the_writer_merges_its_recent_en
 }
 
 #[tokio::test]
+async fn a_snapshot_taken_before_two_merges_still_reads_what_it_saw() {
+    // Memory forgets a merge's messages once the next merge is done: a snapshot older than
+    // that reads them from their rows, and sees exactly what was stored when it began.
+    let (_d, c) = core().await;
+    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
+    for i in 0..5 {
+        c.chat.send(&a, Target::User(b.clone()), text(&format!("early{i}"))).await.unwrap();
+    }
+    let one = data::Snapshot::new(&c.store, &c.chat.unmerged).unwrap();
+    let many = data::Snapshot::new(&c.store, &c.chat.unmerged).unwrap();
+    for i in 0..40 {
+        let from = if i % 2 == 0 { &a } else { &d };
+        c.chat.send(from, Target::User(b.clone()), text(&format!("late{i}"))).await.unwrap();
+    }
+    assert!(c.chat.unmerged.read().unwrap().low() > 5, "two merges must have happened since");
+    let ab = data::dm_key(&a, &b);
+    let seen = one.range(&ab, 0, u64::MAX, 100, false).unwrap();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(seen.iter().all(|(_, s)| s == a.as_str()));
+    let many = many.many_conversations(data::Scope::new(&b, [])).unwrap();
+    assert_eq!(many.range(&ab, 0, u64::MAX, 100, false).unwrap(), seen);
+    assert!(many.range(&data::dm_key(&d, &b), 0, u64::MAX, 100, false).unwrap().is_empty());
+    assert_eq!(many.dm_peers(b.as_str()).unwrap(), vec![(a.clone(), seen[4].0)]);
+    // A snapshot now sees all 45, the early ones from the index.
+    let now = data::Snapshot::new(&c.store, &c.chat.unmerged).unwrap();
+    assert_eq!(now.range(&ab, 0, u64::MAX, 100, false).unwrap().len(), 25);
+    assert_eq!(now.range(&data::dm_key(&d, &b), 0, u64::MAX, 100, false).unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn a_schema_4_database_keeps_every_message_readable_after_its_upgrade() {
+    use redb::{ReadableTable, TableDefinition, TableHandle};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    let c = Core::open(config.clone()).unwrap();
+    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap().id;
+    for i in 0..12 {
+        let (from, target) = match i % 3 {
+            0 => (&a, Target::User(b.clone())),
+            1 => (&d, Target::User(b.clone())),
+            _ => (&a, Target::Group(g.clone())),
+        };
+        c.chat.send(from, target, text(&format!("m{i}"))).await.unwrap();
+    }
+    let before = view_of(&c, &b, &[a.clone(), d.clone()], &g).await;
+    c.chat.close().await;
+    drop(c);
+
+    // Turn it into what schema 4 kept: the messages after the merged mark as entries of
+    // `merging_seq_conv_sender` (the older half) and `recent_seq_conv_sender`, none of them
+    // in the indexes yet, and no mark.
+    let recent = TableDefinition::<u64, (&str, &str)>::new("recent_seq_conv_sender");
+    let merging = TableDefinition::<u64, (&str, &str)>::new("merging_seq_conv_sender");
+    let store = crate::store::Store::open(dir.path()).unwrap();
+    let tx = store.begin_write().unwrap();
+    let mark = tx.open_table(data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map_or(0, |v| v.value());
+    let mut unmerged = Vec::new();
+    for row in tx.open_table(data::SEQ_MESSAGE).unwrap().range(mark + 1..).unwrap() {
+        let (k, v) = row.unwrap();
+        let r = data::Route::of(v.value()).unwrap();
+        unmerged.push((k.value(), (r.conv(), r.from())));
+    }
+    assert!(unmerged.len() >= 2, "the upgrade must have entries to move");
+    {
+        let mut convs = tx.open_table(data::CONV_SEQ_SENDER).unwrap();
+        for (i, (seq, (conv, sender))) in unmerged.iter().enumerate() {
+            convs.remove((conv.as_str(), *seq)).unwrap();
+            let table = if i < unmerged.len() / 2 { merging } else { recent };
+            tx.open_table(table).unwrap().insert(*seq, (conv.as_str(), sender.as_str())).unwrap();
+        }
+    }
+    assert!(tx.delete_table(data::CHAT_MARK).unwrap());
+    tx.open_table(TableDefinition::<&str, u64>::new("meta_u64")).unwrap().insert("schema_version", 4).unwrap();
+    tx.commit().unwrap();
+    drop(store);
+
+    let c = Core::open(config).unwrap();
+    let after = view_of(&c, &b, &[a.clone(), d.clone()], &g).await;
+    assert_eq!((&after.0, &after.2), (&before.0, &before.2));
+    assert_eq!((after.1.users, after.1.groups), (before.1.users, before.1.groups));
+    let tx = c.store.begin_read().unwrap();
+    let names: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+    assert!(!names.iter().any(|n| n.contains("recent") || n.contains("merging")), "{names:?}");
+    let last = unmerged.last().unwrap().0;
+    assert_eq!(tx.open_table(data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map(|v| v.value()), Some(last));
+    drop(tx);
+    // Sends carry on from there and are read along with the upgraded ones.
+    c.chat.send(&d, Target::User(b.clone()), text("after")).await.unwrap();
+    let page = c.chat.history(&b, &Target::User(d.clone()), None, 100).await.unwrap();
+    let mut want = before.0[1].clone();
+    want.push("after".into());
+    assert_eq!(page.messages.iter().map(|m| m.content.clone()).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn a_row_is_routed_the_same_by_its_prefix_and_by_parsing_it() {
+    let alice = "0190a000-0000-7000-8000-0000000000aa";
+    let bob = "0190a000-0000-7000-8000-0000000000bb";
+    let m = |to: Option<&str>, group: Option<&str>, content: &str| Message {
+        id: MessageId::from("0190a000-0000-7000-8000-000000000001"),
+        from: UserId::from(alice),
+        to: to.map(UserId::from),
+        group_id: group.map(GroupId::from),
+        kind: Kind::Text,
+        content: content.into(),
+        file: None,
+        client_id: None,
+        created_at: "2026-11-27T00:00:00Z".into(),
+        read_at: None,
+        read_by: None,
+    };
+    let route = |cell: &[u8]| data::Route::of(cell).map(|r| (r.conv(), r.from()));
+    let want_dm = (format!("d:{alice}:{bob}"), alice.to_string());
+    let dm = crate::store::to_cell(&m(Some(bob), None, "hi \"there\" \u{1F600}")).unwrap();
+    assert_eq!(route(&dm).unwrap(), want_dm);
+    assert!(data::Route::prefix(&dm).is_some(), "a row as stored is read by its prefix");
+    // Multi-byte content after the prefix.
+    let grp = crate::store::to_cell(&m(None, Some("g1"), &"é".repeat(600))).unwrap();
+    assert_eq!(route(&grp).unwrap(), ("g:g1".to_string(), alice.to_string()));
+    // Another field order, or an escape in an id, takes the parsing path to the same answer.
+    let reordered = format!(r#"{{"from":"{alice}","id":"x","groupId":null,"to":"{bob}","content":""}}"#);
+    assert_eq!(route(reordered.as_bytes()).unwrap(), want_dm);
+    let escaped = format!(r#"{{"id":"x\u0041","from":"{alice}","to":"{bob}","groupId":null}}"#);
+    assert_eq!(route(escaped.as_bytes()).unwrap(), want_dm);
+    assert!(route(br#"{"id":"x","from":"a","to":null,"groupId":null}"#).is_err());
+    assert!(route(b"not json").is_err());
+}
+
+#[tokio::test]
 async fn a_client_id_indexed_the_schema_2_way_is_still_recognised() {
     use redb::ReadableTableMetadata;
     let (_d, c) = core().await;

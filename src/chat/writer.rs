@@ -70,9 +70,11 @@ struct Done {
 /// so each batch is on disk before the next one starts to be written.
 pub(crate) fn spawn(
     store: Store,
+    position: data::Position,
     after_commit: Arc<Mutex<Option<super::AfterCommit>>>,
 ) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>)> {
-    let mut pos = None;
+    let unmerged = position.unmerged().clone();
+    let mut pos = Some(position);
     let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
     // Holds at most about two commits: each commit's writes wait for the sync before it.
     let (to_sync, done) = std::sync::mpsc::channel::<Done>();
@@ -95,7 +97,7 @@ pub(crate) fn spawn(
                     Err(_) => break,
                 }
             }
-            let _ = to_sync.send(commit_batch(&store, &mut pos, &mut batch));
+            let _ = to_sync.send(commit_batch(&store, &unmerged, &mut pos, &mut batch));
         }
         rx.close();
         let mut outcomes = Vec::new();
@@ -143,21 +145,25 @@ fn failed(e: &Error) -> Error {
     }
 }
 
-/// Commits one batch, along with the next slice of the merge of recent entries into the
-/// per-conversation indexes (see `data.rs`). `pos` is `None` at start and after a failed
-/// commit: the store may have reopened the database since, so the next batch counts on from
-/// what the database holds rather than from what this thread believed.
-fn commit_batch(store: &Store, pos: &mut Option<data::Position>, batch: &mut Vec<Append>) -> Done {
+/// Commits one batch, along with the next slice of the merge of new messages into the
+/// per-conversation indexes (see `data.rs`). `pos` is `None` after a failed commit: the
+/// store may have reopened the database since, so the next batch counts on from what the
+/// database holds rather than from what this thread believed.
+fn commit_batch(
+    store: &Store,
+    unmerged: &data::SharedUnmerged,
+    pos: &mut Option<data::Position>,
+    batch: &mut Vec<Append>,
+) -> Done {
     let outcome = (|| -> Result<(data::Position, Vec<Appended>, Durable)> {
         let tx = store.begin_write()?;
         let mut at = match pos.take() {
             Some(p) => p,
-            None => data::Position::read(&tx)?,
+            None => data::Position::read(&tx, unmerged)?,
         };
         at.merge_step(&tx, batch.len())?;
         let mut appender = data::Appender::new(&tx)?;
-        let results: Vec<Appended> = batch.iter().map(|a| appender.append(&mut at.last_seq, &a.draft)).collect();
-        at.unmerged += results.iter().filter(|r| matches!(r, Ok((_, true)))).count() as u64;
+        let results: Vec<Appended> = batch.iter().map(|a| appender.append(&mut at, &a.draft)).collect();
         drop(appender);
         let durable = tx.commit_deferred()?;
         Ok((at, results, durable))

@@ -70,7 +70,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Schema version this build writes. Opening a newer database is refused.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
 
@@ -183,8 +183,9 @@ impl Store {
             match version {
                 // 0 -> 1: create every table so read transactions never meet a missing one.
                 0 => crate::create_tables(&tx)?,
-                // 1 -> 2: the chat writer's `recent_seq_conv_sender` and `merging_seq_conv_sender`;
-                // everything a version-1 database holds is merged already.
+                // 1 -> 2: the chat writer's `recent_seq_conv_sender` and `merging_seq_conv_sender`
+                // (step 4 -> 5 drops them again); everything a version-1 database holds is
+                // merged already.
                 1 => crate::create_tables(&tx)?,
                 // 2 -> 3: `clientid_sender_seq`, the idempotency index keyed clientId first;
                 // `sender_clientid_seq` stays as it was, read for the messages it indexes.
@@ -192,6 +193,12 @@ impl Store {
                 // 3 -> 4: `name_secret` with the key of message ids that carry their seq;
                 // `messageid_seq` stays, read for the messages it indexes.
                 3 => crate::create_tables(&tx)?,
+                // 4 -> 5: `chat_mark`; the entries of `recent_seq_conv_sender` and
+                // `merging_seq_conv_sender` go into the indexes and both tables are dropped.
+                4 => {
+                    crate::create_tables(&tx)?;
+                    crate::chat::data::fold_legacy(&tx)?;
+                }
                 _ => unreachable!("no migration from {version}"),
             }
             version += 1;
@@ -251,20 +258,27 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_database_gains_the_recent_message_tables() {
+    fn a_version_1_database_ends_at_the_current_tables() {
+        use redb::TableHandle;
+        let names = |s: &Store| {
+            let tx = s.begin_read().unwrap();
+            let mut n: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+            n.sort();
+            n
+        };
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
+        let fresh = names(&s);
         let tx = s.begin_write().unwrap();
-        assert!(tx.delete_table(crate::chat::data::RECENT_SEQ_CONV_SENDER).unwrap());
-        assert!(tx.delete_table(crate::chat::data::MERGING_SEQ_CONV_SENDER).unwrap());
+        assert!(tx.delete_table(crate::chat::data::CHAT_MARK).unwrap());
         tx.open_table(META).unwrap().insert("schema_version", 1).unwrap();
         tx.commit().unwrap();
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-        let tx = s.begin_read().unwrap();
-        assert!(tx.open_table(crate::chat::data::RECENT_SEQ_CONV_SENDER).is_ok());
-        assert!(tx.open_table(crate::chat::data::MERGING_SEQ_CONV_SENDER).is_ok());
+        // Steps 1 -> 2 made schema 4's tables of unmerged entries; 4 -> 5 dropped them.
+        assert_eq!(names(&s), fresh);
+        assert!(fresh.contains(&"chat_mark".to_string()) && !fresh.iter().any(|n| n.contains("recent")));
     }
 
     #[test]
