@@ -27,21 +27,24 @@ fn fixture(history: usize) -> Fixture {
     let (token, a, b) = rt.block_on(async {
         let (token, a) = core.accounts.signup("alice", "password1", None).await.unwrap();
         let (_, b) = core.accounts.signup("bob", "password1", None).await.unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..history {
-            let (core, a, b) = (core.clone(), a.id.clone(), b.id.clone());
-            tasks.push(tokio::spawn(async move {
-                core.chat
-                    .send(&a, Target::User(b), SendRequest { content: format!("m{i}"), ..Default::default() })
-                    .await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
+        send_concurrently(&core, &a.id, &b.id, history).await;
         (token, a.id, b.id)
     });
     Fixture { _dir: dir, core, rt, token, a, b }
+}
+
+/// Sends `n` messages from `a` to `b`, all in flight at once.
+async fn send_concurrently(core: &Core, a: &quickmeet::ids::UserId, b: &quickmeet::ids::UserId, n: usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (core, a, b) = (core.clone(), a.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            core.chat.send(&a, Target::User(b), SendRequest { content: format!("m{i}"), ..Default::default() }).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
 }
 
 #[divan::bench]
@@ -117,18 +120,7 @@ fn quiet_fixture() -> (Fixture, quickmeet::ids::UserId) {
             let req = SendRequest { content: format!("c{i}"), ..Default::default() };
             f.core.chat.send(&carol, Target::User(f.a.clone()), req).await.unwrap();
         }
-        let mut tasks = Vec::new();
-        for i in 0..10_001 {
-            let (core, a, b) = (f.core.clone(), f.a.clone(), f.b.clone());
-            tasks.push(tokio::spawn(async move {
-                core.chat
-                    .send(&a, Target::User(b), SendRequest { content: format!("m{i}"), ..Default::default() })
-                    .await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
+        send_concurrently(&f.core, &f.a, &f.b, 10_001).await;
         carol
     });
     (f, carol)

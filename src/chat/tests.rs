@@ -140,6 +140,14 @@ async fn concurrent_sends_are_all_stored_once() {
     assert_eq!(page.messages.len(), 100);
 }
 
+/// A core on `config` with alice, bob and dave, and alice's group "Team" with bob.
+async fn three_users_and_a_group(config: &Config) -> (Core, UserId, UserId, UserId, GroupId) {
+    let c = Core::open(config.clone()).unwrap();
+    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
+    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap().id;
+    (c, a, b, d, g)
+}
+
 /// What `b` sees: each conversation's history, unread counts and a full sync.
 async fn view_of(c: &Core, b: &UserId, peers: &[UserId], g: &GroupId) -> (Vec<Vec<String>>, Unread, Vec<String>) {
     let mut histories = Vec::new();
@@ -154,15 +162,13 @@ async fn view_of(c: &Core, b: &UserId, peers: &[UserId], g: &GroupId) -> (Vec<Ve
 }
 
 #[tokio::test]
-async fn messages_read_the_same_before_and_after_the_writer_merges_its_recent_entries() {
+async fn messages_read_the_same_before_and_after_the_writer_merges_them() {
     // Unit tests merge every `MERGE_AT` (7) appends, so 40 sends over three conversations
     // cross several merges; every read must agree with what was sent, in order, and again
     // after a restart, which finds a part of the messages still unmerged.
     let dir = tempfile::tempdir().unwrap();
     let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-    let c = Core::open(config.clone()).unwrap();
-    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
-    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap().id;
+    let (c, a, b, d, g) = three_users_and_a_group(&config).await;
     let mut want: Vec<Vec<String>> = vec![Vec::new(), Vec::new(), Vec::new()];
     let mut all = Vec::new();
     for i in 0..40 {
@@ -238,9 +244,7 @@ async fn a_schema_4_database_keeps_every_message_readable_after_its_upgrade() {
     use redb::{ReadableTable, TableDefinition, TableHandle};
     let dir = tempfile::tempdir().unwrap();
     let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-    let c = Core::open(config.clone()).unwrap();
-    let (a, b, d) = (user(&c, "alice").await, user(&c, "bob").await, user(&c, "dave").await);
-    let g = c.groups.create(&a, "Team", None, std::slice::from_ref(&b)).await.unwrap().id;
+    let (c, a, b, d, g) = three_users_and_a_group(&config).await;
     for i in 0..12 {
         let (from, target) = match i % 3 {
             0 => (&a, Target::User(b.clone())),
