@@ -56,7 +56,8 @@ pub(crate) fn create_tables(tx: &redb::WriteTransaction) -> Result<()> {
     tx.open_table(chat::data::SEQ_MESSAGE)?;
     tx.open_table(chat::data::MESSAGEID_SEQ)?;
     chat::data::IdCodec::ensure_key(tx)?;
-    tx.open_table(chat::data::CONV_SEQ_SENDER)?;
+    tx.open_table(chat::data::CONVNO_SEQ_SENDER)?;
+    tx.open_table(chat::data::CONV_NUMBER)?;
     tx.open_table(chat::data::CLIENTID_SENDER_SEQ)?;
     tx.open_table(chat::data::SENDER_CLIENTID_SEQ)?;
     tx.open_table(chat::data::USER_PEER_LASTSEQ)?;

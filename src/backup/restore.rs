@@ -79,6 +79,10 @@ pub fn restore(archive: &Path, data_dir: &Path, force: bool) -> Result<Manifest>
     if unpacked != manifest {
         return Err(invalid("the archive changed while it was being restored"));
     }
+    if manifest.schema_version < 6 {
+        // Its per-conversation index is keyed by conversation key.
+        crate::chat::data::renumber(&tx)?;
+    }
     if manifest.schema_version < 5 {
         // Its unmerged messages are in schema 4's tables, and it has no merged mark.
         crate::chat::data::fold_legacy(&tx)?;

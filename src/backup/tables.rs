@@ -20,6 +20,7 @@ pub(crate) enum Kind {
     StrU64ToStr,
     StrStrToU64,
     U64ToStrStr,
+    U64U64ToBytes,
 }
 
 /// Every table of the current schema and its kind. `meta_u64` is left out on purpose: the
@@ -32,7 +33,8 @@ pub(crate) const TABLES: &[(&str, Kind)] = &[
     ("seq_message", Kind::U64Bytes),
     ("messageid_seq", Kind::StrU64),
     ("name_secret", Kind::StrU64),
-    ("conv_seq_sender", Kind::StrU64ToStr),
+    ("convno_seq_sender", Kind::U64U64ToBytes),
+    ("conv_number", Kind::StrU64),
     ("clientid_sender_seq", Kind::StrStrToU64),
     ("sender_clientid_seq", Kind::StrStrToU64),
     ("user_peer_lastseq", Kind::StrStrToU64),
@@ -44,8 +46,11 @@ pub(crate) const TABLES: &[(&str, Kind)] = &[
 
 /// Tables of older schemas a restore still reads from their backups; the restore then
 /// brings them to the current schema (see `restore`).
-pub(crate) const LEGACY: &[(&str, Kind)] =
-    &[("recent_seq_conv_sender", Kind::U64ToStrStr), ("merging_seq_conv_sender", Kind::U64ToStrStr)];
+pub(crate) const LEGACY: &[(&str, Kind)] = &[
+    ("recent_seq_conv_sender", Kind::U64ToStrStr),
+    ("merging_seq_conv_sender", Kind::U64ToStrStr),
+    ("conv_seq_sender", Kind::StrU64ToStr),
+];
 
 /// Tables that exist but are not data.
 pub(crate) const SKIPPED: &[&str] = &["meta_u64"];
@@ -82,6 +87,7 @@ pub(crate) fn dump(tx: &ReadTransaction, name: &str, kind: Kind, out: &mut impl 
         Kind::StrU64ToStr => rows!((&str, u64), &str, |k, v| json!([[k.0, k.1], v])),
         Kind::StrStrToU64 => rows!((&str, &str), u64, |k, v| json!([[k.0, k.1], v])),
         Kind::U64ToStrStr => rows!(u64, (&str, &str), |k, v| json!([k, [v.0, v.1]])),
+        Kind::U64U64ToBytes => rows!((u64, u64), &[u8], |k, v| json!([[k.0, k.1], b64(v)])),
     }
     Ok(n)
 }
@@ -142,6 +148,10 @@ pub(crate) fn load(tx: &WriteTransaction, name: &str, kind: Kind, input: impl Bu
         }),
         Kind::U64ToStrStr => rows!(u64, (&str, &str), |t, k, v| match (u(k), s(&v[0]), s(&v[1])) {
             (Some(k), Some(a), Some(b)) => t.insert(k, (a.as_str(), b.as_str())).map(|_| true)?,
+            _ => false,
+        }),
+        Kind::U64U64ToBytes => rows!((u64, u64), &[u8], |t, k, v| match (u(&k[0]), u(&k[1]), bytes(v)) {
+            (Some(a), Some(b), Some(v)) => t.insert((a, b), v.as_slice()).map(|_| true)?,
             _ => false,
         }),
     }

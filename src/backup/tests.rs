@@ -148,6 +148,19 @@ async fn a_restore_refuses_a_database_in_use_and_existing_data_without_force() {
 
 #[tokio::test]
 async fn a_schema_4_backup_restores_with_its_unmerged_messages_indexed() {
+    an_older_backup_restores(4).await;
+}
+
+#[tokio::test]
+async fn a_schema_5_backup_restores_with_its_index_numbered() {
+    an_older_backup_restores(5).await;
+}
+
+/// Rewrites a backup into what schema `version` (4 or 5) wrote, restores it and checks
+/// every read.
+async fn an_older_backup_restores(version: u64) {
+    use crate::chat::data;
+    use redb::ReadableTable;
     let (_dir, c) = populated().await;
     let alice = c.accounts.find("alice").unwrap().id;
     let bob = c.accounts.find("bob").unwrap().id;
@@ -156,53 +169,69 @@ async fn a_schema_4_backup_restores_with_its_unmerged_messages_indexed() {
         c.chat.send(&alice, Target::User(bob.clone()), req).await.unwrap();
     }
     let (bytes, mut m) = backup(&c);
-    // Schema 4 had no merged mark: the messages after it were entries of
-    // `recent_seq_conv_sender` instead.
-    let mut recent = String::new();
+    // Schema 5 kept the per-conversation index by conversation key, in `conv_seq_sender`.
+    // Schema 4 had no merged mark either: the messages after it were entries of
+    // `recent_seq_conv_sender` instead. Both are read off a transaction never committed.
+    let (mut index, mut recent) = (String::new(), String::new());
     {
-        let tx = c.store.begin_read().unwrap();
-        let mark =
-            tx.open_table(crate::chat::data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map_or(0, |v| v.value());
-        for row in tx.open_table(crate::chat::data::SEQ_MESSAGE).unwrap().range(mark + 1..).unwrap() {
+        let tx = c.store.begin_write().unwrap();
+        data::unnumber(&tx).unwrap();
+        for row in tx.open_table(data::LEGACY_CONV_SEQ_SENDER).unwrap().iter().unwrap() {
             let (k, v) = row.unwrap();
-            let r = crate::chat::data::Route::of(v.value()).unwrap();
+            index += &format!("{}\n", serde_json::json!([[k.value().0, k.value().1], v.value()]));
+        }
+        let mark = tx.open_table(data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map_or(0, |v| v.value());
+        for row in tx.open_table(data::SEQ_MESSAGE).unwrap().range(mark + 1..).unwrap() {
+            let (k, v) = row.unwrap();
+            let r = data::Route::of(v.value()).unwrap();
             recent += &format!("{}\n", serde_json::json!([k.value(), [r.conv(), r.from()]]));
         }
     }
-    assert!(!recent.is_empty());
-    let (old_table, new_table) = ("store/chat_mark.jsonl", "store/recent_seq_conv_sender.jsonl");
-    m.schema_version = 4;
-    m.tables.remove("chat_mark");
-    m.tables.insert("recent_seq_conv_sender".into(), recent.lines().count() as u64);
-    m.entries.retain(|e| e.path != old_table);
-    m.entries.push(Entry { path: new_table.into(), size: recent.len() as u64, sha256: hex(Sha256::digest(&recent)) });
-    let mut old = Vec::new();
+    assert!(!index.is_empty() && !recent.is_empty());
+    // Table → its rows in the old backup (None: it had no such table).
+    let mut old: Vec<(&str, Option<&str>)> =
+        vec![("conv_number", None), ("convno_seq_sender", None), ("conv_seq_sender", Some(&index))];
+    if version == 4 {
+        old.extend([("chat_mark", None), ("recent_seq_conv_sender", Some(recent.as_str()))]);
+    }
+    m.schema_version = version;
+    for (table, rows) in &old {
+        let path = format!("store/{table}.jsonl");
+        m.tables.remove(*table);
+        m.entries.retain(|e| e.path != path);
+        if let Some(rows) = rows {
+            m.tables.insert(table.to_string(), rows.lines().count() as u64);
+            m.entries.push(Entry { path, size: rows.len() as u64, sha256: hex(Sha256::digest(rows)) });
+        }
+    }
+    let mut old_archive = Vec::new();
     {
-        let mut t = tar::Builder::new(zstd::stream::write::Encoder::new(&mut old, 1).unwrap().auto_finish());
+        let mut t = tar::Builder::new(zstd::stream::write::Encoder::new(&mut old_archive, 1).unwrap().auto_finish());
         let mut a = tar::Archive::new(zstd::stream::read::Decoder::new(bytes.as_slice()).unwrap());
         for e in a.entries().unwrap() {
             let mut e = e.unwrap();
             let path = e.path().unwrap().to_string_lossy().into_owned();
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
-            match path.as_str() {
-                p if p == old_table => {
-                    let mut h = header(recent.len() as u64, 0o600);
-                    t.append_data(&mut h, new_table, recent.as_bytes()).unwrap();
+            if path == MANIFEST {
+                // The manifest comes last: the old tables go in before it.
+                for (table, rows) in old.iter().filter_map(|(t, r)| r.map(|r| (t, r))) {
+                    let mut h = header(rows.len() as u64, 0o600);
+                    t.append_data(&mut h, format!("store/{table}.jsonl"), rows.as_bytes()).unwrap();
                 }
-                MANIFEST => {
-                    let json = serde_json::to_vec_pretty(&m).unwrap();
-                    t.append_data(&mut header(json.len() as u64, 0o644), MANIFEST, json.as_slice()).unwrap();
-                }
-                _ => t.append_data(&mut e.header().clone(), &path, data.as_slice()).unwrap(),
+                let json = serde_json::to_vec_pretty(&m).unwrap();
+                t.append_data(&mut header(json.len() as u64, 0o644), MANIFEST, json.as_slice()).unwrap();
+            } else if !old.iter().any(|(table, _)| path == format!("store/{table}.jsonl")) {
+                t.append_data(&mut e.header().clone(), &path, data.as_slice()).unwrap();
             }
         }
         t.finish().unwrap();
     }
+    let old = old_archive;
     let archive = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(archive.path(), &old).unwrap();
     let target = tempfile::tempdir().unwrap();
-    assert_eq!(restore(archive.path(), target.path(), false).unwrap().schema_version, 4);
+    assert_eq!(restore(archive.path(), target.path(), false).unwrap().schema_version, version);
 
     let r = open(target.path());
     let contents = |core: &Core| {
@@ -217,9 +246,9 @@ async fn a_schema_4_backup_restores_with_its_unmerged_messages_indexed() {
     };
     assert_eq!(contents(&r).await, contents(&c).await);
     assert_eq!(contents(&r).await.0.len(), 11);
-    // Nothing of schema 4 is left: the restored store backs up again.
+    // Nothing of the old schema is left: the restored store backs up again.
     let tx = r.store.begin_read().unwrap();
-    assert!(tx.list_tables().unwrap().all(|t| !t.name().contains("recent")));
+    assert!(tx.list_tables().unwrap().all(|t| !tables::LEGACY.iter().any(|(n, _)| *n == t.name())));
     drop(tx);
     backup(&r);
 }

@@ -5,9 +5,15 @@
 //!   schema 3. A message since carries its seq in its id instead (see [`IdCodec`]), so
 //!   appends skip this index: one B-tree insert less per message;
 //! - `name_secret`: the key that hides seqs in message ids (`message_ids`);
-//! - `conv_seq_sender`: (conversation, seq) → sender id: one index per DM pair or group,
-//!   enough to page history and count unread without loading message bodies;
-//! - `chat_mark`: `merged_seq`, the seq up to which every message is in `conv_seq_sender`
+//! - `convno_seq_sender`: (conversation number, seq) → sender: one index per DM pair or
+//!   group, enough to page history and count unread without loading message bodies. A
+//!   DM's sender is one byte, which of the pair (see [`sender_cell`]); a group's is their
+//!   id. Up to schema 5 this was `conv_seq_sender`, keyed by the conversation's key (a DM's
+//!   is both user ids, ~75 bytes) with the sender's id as value: ~120 bytes an entry
+//!   against ~20, and a third of the bytes each message wrote;
+//! - `conv_number`: conversation key → its number in `convno_seq_sender`, given in order
+//!   of first merge;
+//! - `chat_mark`: `merged_seq`, the seq up to which every message is in `convno_seq_sender`
 //!   and `user_peer_lastseq` (see below);
 //! - `clientid_sender_seq`: (clientId, sender) → seq, the idempotency index. ClientId
 //!   first: clients make time-ordered keys (the web client's are UUIDv7s), so a batch's
@@ -47,7 +53,8 @@ use std::sync::{Arc, RwLock};
 pub(crate) const SEQ_MESSAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_message");
 pub(crate) const MESSAGEID_SEQ: TableDefinition<&str, u64> = TableDefinition::new("messageid_seq");
 pub(crate) const NAME_SECRET: TableDefinition<&str, u64> = TableDefinition::new("name_secret");
-pub(crate) const CONV_SEQ_SENDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("conv_seq_sender");
+pub(crate) const CONVNO_SEQ_SENDER: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("convno_seq_sender");
+pub(crate) const CONV_NUMBER: TableDefinition<&str, u64> = TableDefinition::new("conv_number");
 pub(crate) const CLIENTID_SENDER_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("clientid_sender_seq");
 pub(crate) const SENDER_CLIENTID_SEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_clientid_seq");
 pub(crate) const USER_PEER_LASTSEQ: TableDefinition<(&str, &str), u64> = TableDefinition::new("user_peer_lastseq");
@@ -56,6 +63,8 @@ pub(crate) const CHAT_MARK: TableDefinition<&str, u64> = TableDefinition::new("c
 /// Schema 4's tables of entries not merged yet; [`fold_legacy`] empties and drops them.
 const LEGACY_RECENT: TableDefinition<u64, (&str, &str)> = TableDefinition::new("recent_seq_conv_sender");
 const LEGACY_MERGING: TableDefinition<u64, (&str, &str)> = TableDefinition::new("merging_seq_conv_sender");
+/// Schema 5's per-conversation index, keyed by conversation key; [`renumber`] moves it.
+pub(crate) const LEGACY_CONV_SEQ_SENDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("conv_seq_sender");
 /// The `chat_mark` entry: every message up to this seq is in the per-conversation indexes.
 const MERGED: &str = "merged_seq";
 
@@ -388,17 +397,112 @@ impl Position {
 /// Inserts `rows[range]` of a merge, sorted by conversation then seq, into the
 /// per-conversation indexes; a DM's last entry in `rows` also becomes its pair's last seq.
 fn index(tx: &WriteTransaction, rows: &[(String, u64, String)], range: std::ops::Range<usize>) -> Result<()> {
-    let mut convs = tx.open_table(CONV_SEQ_SENDER)?;
+    let mut convs = Indexer::new(tx)?;
     let mut peers = tx.open_table(USER_PEER_LASTSEQ)?;
     for i in range {
         let (conv, seq, sender) = &rows[i];
-        convs.insert((conv.as_str(), *seq), sender.as_str())?;
+        convs.insert(conv, *seq, sender)?;
         let last_of_conv = rows.get(i + 1).is_none_or(|next| next.0 != *conv);
         if let (true, Some(Conv::Dm(a, b))) = (last_of_conv, parse_conv(conv)) {
             peers.insert((a, b), *seq)?;
             peers.insert((b, a), *seq)?;
         }
     }
+    Ok(())
+}
+
+/// The per-conversation index open for writing; numbers each conversation the first time
+/// it meets it.
+struct Indexer<'tx> {
+    numbers: Table<'tx, &'static str, u64>,
+    entries: Table<'tx, (u64, u64), &'static [u8]>,
+    /// The conversation inserted into last and its number: entries come by conversation.
+    current: Option<(String, u64)>,
+}
+
+impl<'tx> Indexer<'tx> {
+    fn new(tx: &'tx WriteTransaction) -> Result<Indexer<'tx>> {
+        Ok(Indexer { numbers: tx.open_table(CONV_NUMBER)?, entries: tx.open_table(CONVNO_SEQ_SENDER)?, current: None })
+    }
+
+    fn insert(&mut self, conv: &str, seq: u64, sender: &str) -> Result<()> {
+        let number = match &self.current {
+            Some((c, n)) if c == conv => *n,
+            _ => {
+                let known = self.numbers.get(conv)?.map(|v| v.value());
+                let n = match known {
+                    Some(n) => n,
+                    // Numbers are never taken back, so the next one is the count plus one.
+                    None => {
+                        let n = self.numbers.len()? + 1;
+                        self.numbers.insert(conv, n)?;
+                        n
+                    }
+                };
+                self.current = Some((conv.to_string(), n));
+                n
+            }
+        };
+        self.entries.insert((number, seq), sender_cell(conv, sender))?;
+        Ok(())
+    }
+}
+
+/// How the index keeps the sender of a message in `conv`: in a DM, one byte, `0` for the
+/// first user of its key and `1` for the second; anyone else by their id (ids are never
+/// one byte long).
+fn sender_cell<'a>(conv: &str, sender: &'a str) -> &'a [u8] {
+    match parse_conv(conv) {
+        Some(Conv::Dm(a, _)) if a == sender => &[0],
+        Some(Conv::Dm(_, b)) if b == sender => &[1],
+        _ => sender.as_bytes(),
+    }
+}
+
+/// The sender a [`sender_cell`] of `conv` (parsed) stands for.
+fn sender_of(conv: &Option<Conv<'_>>, cell: &[u8]) -> String {
+    match (conv, cell) {
+        (Some(Conv::Dm(a, _)), [0]) => a.to_string(),
+        (Some(Conv::Dm(_, b)), [1]) => b.to_string(),
+        _ => String::from_utf8_lossy(cell).into_owned(),
+    }
+}
+
+/// Moves schema 5's index, keyed by conversation key, into the numbered one and drops it:
+/// what upgrading a schema-5 database, or restoring a backup of one, needs.
+pub(crate) fn renumber(tx: &WriteTransaction) -> Result<()> {
+    {
+        let old = tx.open_table(LEGACY_CONV_SEQ_SENDER)?;
+        let mut index = Indexer::new(tx)?;
+        for row in old.iter()? {
+            let (k, v) = row?;
+            let (conv, seq) = k.value();
+            index.insert(conv, seq, v.value())?;
+        }
+    }
+    tx.delete_table(LEGACY_CONV_SEQ_SENDER)?;
+    Ok(())
+}
+
+/// Puts the index back the way schema 5 kept it, for tests of upgrades from it.
+#[cfg(test)]
+pub(crate) fn unnumber(tx: &WriteTransaction) -> Result<()> {
+    let names: HashMap<u64, String> = tx
+        .open_table(CONV_NUMBER)?
+        .iter()?
+        .map(|r| r.map(|(k, v)| (v.value(), k.value().to_string())))
+        .collect::<std::result::Result<_, _>>()?;
+    {
+        let mut old = tx.open_table(LEGACY_CONV_SEQ_SENDER)?;
+        for row in tx.open_table(CONVNO_SEQ_SENDER)?.iter()? {
+            let (k, v) = row?;
+            let (n, seq) = k.value();
+            let conv = &names[&n];
+            old.insert((conv.as_str(), seq), sender_of(&parse_conv(conv), v.value()).as_str())?;
+        }
+    }
+    tx.delete_table(CONVNO_SEQ_SENDER)?;
+    tx.delete_table(CONV_NUMBER)?;
     Ok(())
 }
 
@@ -801,7 +905,8 @@ impl Snapshot {
             Unmerged::of(&self.unmerged, &t, self.view()?, conv, want, &mut rows)?;
         }
         // The `limit` nearest index entries are enough: any other is beyond them.
-        indexed_entries(&self.tx.open_table(CONV_SEQ_SENDER)?, conv, (after, before), newest_first, limit, &mut rows)?;
+        let index = (&self.tx.open_table(CONV_NUMBER)?, &self.tx.open_table(CONVNO_SEQ_SENDER)?);
+        indexed_entries(index, conv, (after, before), newest_first, limit, &mut rows)?;
         Ok(if newest_first {
             rows.into_iter().rev().take(limit).collect()
         } else {
@@ -852,18 +957,20 @@ impl Snapshot {
 /// Adds to `rows` the `limit` entries of `conv` in the per-conversation index with seq
 /// strictly between `bounds` that are nearest in the direction asked.
 fn indexed_entries(
-    t: &impl ReadableTable<(&'static str, u64), &'static str>,
+    (numbers, index): (&impl ReadableTable<&'static str, u64>, &impl ReadableTable<(u64, u64), &'static [u8]>),
     conv: &str,
     (after, before): (u64, u64),
     newest_first: bool,
     limit: usize,
     rows: &mut BTreeMap<u64, String>,
 ) -> Result<()> {
-    let range = t.range((conv, after + 1)..(conv, before))?;
+    let Some(n) = numbers.get(conv)?.map(|v| v.value()) else { return Ok(()) };
+    let parsed = parse_conv(conv);
+    let range = index.range((n, after + 1)..(n, before))?;
     let entries: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
     for row in entries.take(limit) {
         let (k, v) = row?;
-        rows.insert(k.value().1, v.value().to_string());
+        rows.insert(k.value().1, sender_of(&parsed, v.value()));
     }
     Ok(())
 }
@@ -887,7 +994,8 @@ pub(crate) fn mark_read(
         let old = marks.get((reader.as_str(), conv))?.map(|v| v.value()).unwrap_or(0);
         let mut rows: BTreeMap<u64, String> = BTreeMap::new();
         let unread = (old, u64::MAX);
-        indexed_entries(&tx.open_table(CONV_SEQ_SENDER)?, conv, unread, false, usize::MAX, &mut rows)?;
+        let index = (&tx.open_table(CONV_NUMBER)?, &tx.open_table(CONVNO_SEQ_SENDER)?);
+        indexed_entries(index, conv, unread, false, usize::MAX, &mut rows)?;
         let mut msgs = tx.open_table(SEQ_MESSAGE)?;
         let view = View::read(&msgs, &tx.open_table(CHAT_MARK)?)?;
         let want = Want { after: old, before: u64::MAX, newest_first: false, limit: usize::MAX };

@@ -241,6 +241,17 @@ async fn a_snapshot_taken_before_two_merges_still_reads_what_it_saw() {
 
 #[tokio::test]
 async fn a_schema_4_database_keeps_every_message_readable_after_its_upgrade() {
+    an_older_database_keeps_every_message_readable_after_its_upgrade(4).await;
+}
+
+#[tokio::test]
+async fn a_schema_5_database_keeps_every_message_readable_after_its_upgrade() {
+    an_older_database_keeps_every_message_readable_after_its_upgrade(5).await;
+}
+
+/// Turns a database of the current schema into what schema `version` (4 or 5) kept,
+/// opens it again, and checks every read.
+async fn an_older_database_keeps_every_message_readable_after_its_upgrade(version: u64) {
     use redb::{ReadableTable, TableDefinition, TableHandle};
     let dir = tempfile::tempdir().unwrap();
     let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
@@ -257,13 +268,14 @@ async fn a_schema_4_database_keeps_every_message_readable_after_its_upgrade() {
     c.chat.close().await;
     drop(c);
 
-    // Turn it into what schema 4 kept: the messages after the merged mark as entries of
-    // `merging_seq_conv_sender` (the older half) and `recent_seq_conv_sender`, none of them
-    // in the indexes yet, and no mark.
+    // Schema 5 kept the index by conversation key, in `conv_seq_sender`. Schema 4 also kept
+    // the messages after the merged mark as entries of `merging_seq_conv_sender` (the older
+    // half) and `recent_seq_conv_sender`, none of them in the index yet, and no mark.
     let recent = TableDefinition::<u64, (&str, &str)>::new("recent_seq_conv_sender");
     let merging = TableDefinition::<u64, (&str, &str)>::new("merging_seq_conv_sender");
     let store = crate::store::Store::open(dir.path()).unwrap();
     let tx = store.begin_write().unwrap();
+    data::unnumber(&tx).unwrap();
     let mark = tx.open_table(data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map_or(0, |v| v.value());
     let mut unmerged = Vec::new();
     for row in tx.open_table(data::SEQ_MESSAGE).unwrap().range(mark + 1..).unwrap() {
@@ -272,16 +284,18 @@ async fn a_schema_4_database_keeps_every_message_readable_after_its_upgrade() {
         unmerged.push((k.value(), (r.conv(), r.from())));
     }
     assert!(unmerged.len() >= 2, "the upgrade must have entries to move");
-    {
-        let mut convs = tx.open_table(data::CONV_SEQ_SENDER).unwrap();
+    if version == 4 {
+        let mut convs = tx.open_table(data::LEGACY_CONV_SEQ_SENDER).unwrap();
         for (i, (seq, (conv, sender))) in unmerged.iter().enumerate() {
             convs.remove((conv.as_str(), *seq)).unwrap();
             let table = if i < unmerged.len() / 2 { merging } else { recent };
             tx.open_table(table).unwrap().insert(*seq, (conv.as_str(), sender.as_str())).unwrap();
         }
     }
-    assert!(tx.delete_table(data::CHAT_MARK).unwrap());
-    tx.open_table(TableDefinition::<&str, u64>::new("meta_u64")).unwrap().insert("schema_version", 4).unwrap();
+    if version == 4 {
+        assert!(tx.delete_table(data::CHAT_MARK).unwrap());
+    }
+    tx.open_table(TableDefinition::<&str, u64>::new("meta_u64")).unwrap().insert("schema_version", version).unwrap();
     tx.commit().unwrap();
     drop(store);
 
@@ -291,9 +305,12 @@ async fn a_schema_4_database_keeps_every_message_readable_after_its_upgrade() {
     assert_eq!((after.1.users, after.1.groups), (before.1.users, before.1.groups));
     let tx = c.store.begin_read().unwrap();
     let names: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
-    assert!(!names.iter().any(|n| n.contains("recent") || n.contains("merging")), "{names:?}");
-    let last = unmerged.last().unwrap().0;
-    assert_eq!(tx.open_table(data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map(|v| v.value()), Some(last));
+    let old = ["recent_seq_conv_sender", "merging_seq_conv_sender", "conv_seq_sender"];
+    assert!(!names.iter().any(|n| old.contains(&n.as_str())), "{names:?}");
+    let mark_now = tx.open_table(data::CHAT_MARK).unwrap().get("merged_seq").unwrap().map(|v| v.value());
+    // Schema 4's unmerged entries are merged by the upgrade; schema 5's stay unmerged.
+    let want_mark = if version == 4 { unmerged.last().unwrap().0 } else { mark };
+    assert_eq!(mark_now, Some(want_mark));
     drop(tx);
     // Sends carry on from there and are read along with the upgraded ones.
     c.chat.send(&d, Target::User(b.clone()), text("after")).await.unwrap();

@@ -70,7 +70,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Schema version this build writes. Opening a newer database is refused.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_u64");
 
@@ -198,6 +198,12 @@ impl Store {
                 4 => {
                     crate::create_tables(&tx)?;
                     crate::chat::data::fold_legacy(&tx)?;
+                }
+                // 5 -> 6: `conv_seq_sender`, keyed by conversation key, becomes
+                // `convno_seq_sender`, keyed by conversation number (`conv_number`).
+                5 => {
+                    crate::create_tables(&tx)?;
+                    crate::chat::data::renumber(&tx)?;
                 }
                 _ => unreachable!("no migration from {version}"),
             }
