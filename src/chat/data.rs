@@ -39,7 +39,7 @@
 //! `merging_seq_conv_sender`: one more B-tree insert per message, and a tenth of the bytes
 //! each message wrote.
 
-use super::{Draft, Message, Target};
+use super::{Draft, Message, Stored, Target};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, MessageId, UserId};
 use crate::store::{from_cell, to_cell, ReadTx, Store};
@@ -752,7 +752,7 @@ impl<'tx> Appender<'tx> {
     /// Appends one message, or returns the message an earlier send with the same
     /// `clientId` stored (`false` = not new). A new message takes the next seq after
     /// `at`'s and waits in `at` for the next merge.
-    pub(crate) fn append(&mut self, at: &mut Position, draft: &Draft) -> Result<(Message, bool)> {
+    pub(crate) fn append(&mut self, at: &mut Position, draft: &Draft) -> Result<Stored> {
         let from = draft.from.as_str();
         if let Some(cid) = &draft.client_id {
             let mut existing = self.client_ids.get((cid.as_str(), from))?.map(|v| v.value());
@@ -764,7 +764,8 @@ impl<'tx> Appender<'tx> {
                     .messages
                     .get(old)?
                     .ok_or_else(|| Error::Internal("idempotency index points nowhere".into()))?;
-                return Ok((from_cell(cell.value())?, false));
+                let message = from_cell(cell.value())?;
+                return Ok(Stored { json: serde_json::to_string(&message)?, message, new: false });
             }
         }
         at.last_seq += 1;
@@ -790,7 +791,8 @@ impl<'tx> Appender<'tx> {
             read_by: None,
         };
         let conv = conv_key(&draft.target, &draft.from);
-        self.messages.insert(seq, to_cell(&msg)?.as_slice())?;
+        let json = serde_json::to_string(&msg)?;
+        self.messages.insert(seq, json.as_bytes())?;
         if let Some(cid) = &draft.client_id {
             self.client_ids.insert((cid.as_str(), from), seq)?;
         }
@@ -798,7 +800,7 @@ impl<'tx> Appender<'tx> {
             crate::files::data::record_posted(self.tx, f.id.as_str(), &conv, seq)?;
         }
         at.add(conv, seq, from.to_string());
-        Ok((msg, true))
+        Ok(Stored { message: msg, json, new: true })
     }
 }
 

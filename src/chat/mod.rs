@@ -102,23 +102,45 @@ pub struct Unread {
 
 /// A message queued for the writer; [`PendingSend::wait`] resolves once it is durable.
 pub struct PendingSend {
-    rx: oneshot::Receiver<Result<(Message, bool)>>,
+    rx: oneshot::Receiver<Result<Stored>>,
 }
 
 impl PendingSend {
     /// Waits for the commit. `true` when new, `false` when the `clientId` was seen before.
     pub async fn wait(self) -> Result<(Message, bool)> {
-        stored(self.rx.await.map_err(|_| Error::Unavailable("shutting down".into()))?)
+        let s = Stored::seen(self.rx.await.map_err(|_| Error::Unavailable("shutting down".into()))?)?;
+        Ok((s.message, s.new))
     }
 }
 
-/// A writer's outcome as senders see it: a new group message has been read by no one yet.
-fn stored(outcome: Result<(Message, bool)>) -> Result<(Message, bool)> {
-    let (mut msg, new) = outcome?;
-    if msg.group_id.is_some() {
-        msg.read_by = Some(Vec::new());
+/// A send's outcome from the writer: the message stored, or stored before under the same
+/// `clientId`.
+#[derive(Debug)]
+pub struct Stored {
+    pub message: Message,
+    /// `message` as JSON, exactly as `serde_json` writes it: the writer serializes each
+    /// message once, for its row, and a gateway embeds these bytes in the frames it sends
+    /// (the ack and the delivery) instead of serializing it twice more.
+    pub json: String,
+    /// `false` when the `clientId` was seen before.
+    pub new: bool,
+}
+
+impl Stored {
+    /// A writer's outcome as senders see it: a new group message has been read by no one
+    /// yet (`readBy`, which rows leave out, is `[]`).
+    fn seen(outcome: Result<Stored>) -> Result<Stored> {
+        let mut s = outcome?;
+        if s.message.group_id.is_some() {
+            let had = s.message.read_by.replace(Vec::new());
+            // `readBy` is the last field and left out when absent: add it before the `}`.
+            match (had, s.json.pop()) {
+                (None, Some('}')) => s.json.push_str(",\"readBy\":[]}"),
+                _ => s.json = serde_json::to_string(&s.message)?,
+            }
+        }
+        Ok(s)
     }
-    Ok((msg, new))
 }
 
 /// Resolves a `fileId` in a send to the file it names, checking the sender may share it.
@@ -206,10 +228,10 @@ impl Chat {
         from: &UserId,
         target: Target,
         req: SendRequest,
-        then: impl FnOnce(Result<(Message, bool)>) + Send + 'static,
+        then: impl FnOnce(Result<Stored>) + Send + 'static,
     ) -> Result<()> {
         let draft = self.draft(from, target, req)?;
-        self.enqueue(draft, writer::Reply::Call(Box::new(move |outcome| then(stored(outcome))))).await
+        self.enqueue(draft, writer::Reply::Call(Box::new(move |outcome| then(Stored::seen(outcome))))).await
     }
 
     async fn enqueue(&self, draft: Draft, reply: writer::Reply) -> Result<()> {

@@ -455,6 +455,8 @@ async fn submit_then_hands_over_every_outcome_in_order_and_refusals_at_once() {
         (Target::Group(g.id.clone()), text("two")),
         (Target::User(b.clone()), SendRequest { client_id: Some("k-1".into()), ..text("one again") }),
         (Target::User(b.clone()), text("three")),
+        (Target::Group(g.id.clone()), SendRequest { client_id: Some("k-2".into()), ..text("four") }),
+        (Target::Group(g.id.clone()), SendRequest { client_id: Some("k-2".into()), ..text("four again") }),
     ];
     for (i, (target, req)) in sends.into_iter().enumerate() {
         let tx = tx.clone();
@@ -468,8 +470,10 @@ async fn submit_then_hands_over_every_outcome_in_order_and_refusals_at_once() {
     drop(tx);
     let mut got = Vec::new();
     while let Some((i, r)) = rx.recv().await {
-        let (m, new) = r.unwrap();
-        got.push((i, m.content, new, m.read_by));
+        let s = r.unwrap();
+        // The JSON a gateway puts in its frames is the message's, exactly.
+        assert_eq!(s.json, serde_json::to_string(&s.message).unwrap(), "outcome {i}");
+        got.push((i, s.message.content, s.new, s.message.read_by));
     }
     assert_eq!(
         got,
@@ -478,6 +482,8 @@ async fn submit_then_hands_over_every_outcome_in_order_and_refusals_at_once() {
             (1, "two".to_string(), true, Some(vec![])),
             (2, "one".to_string(), false, None),
             (3, "three".to_string(), true, None),
+            (4, "four".to_string(), true, Some(vec![])),
+            (5, "four".to_string(), false, Some(vec![])),
         ]
     );
     let page = c.chat.history(&b, &Target::User(a.clone()), None, 10).await.unwrap();

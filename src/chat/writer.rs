@@ -4,7 +4,7 @@
 //! fsync per message, and a sender hears back only after its batch is durable. A second
 //! thread syncs each commit while the writer builds the next (see [`spawn`]).
 
-use super::{data, Draft, Message};
+use super::{data, Draft, Stored};
 use crate::error::{Error, Result};
 use crate::store::{Durable, Store};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ const MAX_BATCH: usize = 4096;
 pub(crate) const QUEUE: usize = 16 * 1024;
 
 /// What a sender hears back: the stored message, and whether it is new.
-type Appended = Result<(Message, bool)>;
+type Appended = Result<Stored>;
 
 pub(crate) struct Append {
     pub draft: Draft,

@@ -9,9 +9,9 @@
 //! order.
 
 use super::hub::Conn;
-use super::{reply_err, reply_ok};
+use super::reply_err;
 use crate::Shared;
-use quickmeet::chat::Message;
+use quickmeet::chat::Stored;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ pub struct Outcome {
     pub reference: Option<u64>,
     /// The send's slot in its connection's in-flight limit, freed once it is answered.
     pub permit: OwnedSemaphorePermit,
-    pub result: quickmeet::Result<(Message, bool)>,
+    pub result: quickmeet::Result<Stored>,
 }
 
 impl Committed {
@@ -67,15 +67,13 @@ pub async fn run(state: Weak<Shared>, committed: Arc<Committed>, shutdown: Cance
 /// only once it is durable.
 fn answer(state: &Shared, o: Outcome) {
     match o.result {
-        Ok((message, new)) => {
-            if new {
-                state.hub.deliver_message(&message, Some(o.conn.id));
+        Ok(stored) => {
+            if stored.new {
+                state.hub.deliver_stored(&stored.message, &stored.json, Some(o.conn.id));
             }
-            #[derive(serde::Serialize)]
-            struct Sent<'a> {
-                message: &'a Message,
+            if let Some(r) = o.reference {
+                o.conn.send(super::events::ack_message(r, &stored.json).into());
             }
-            reply_ok(&o.conn, o.reference, &Sent { message: &message });
         }
         Err(e) => reply_err(&o.conn, o.reference, &e),
     }

@@ -304,6 +304,33 @@ pub fn ack_ok(reference: u64, data: &impl Serialize) -> String {
     serde_json::to_string(&Ack { kind: "ack", reference, data }).unwrap_or_default()
 }
 
+/// `{"type":"ack","ref":n,"data":{"message":…}}`, the ack of a send, around the message's
+/// JSON ([`quickmeet::chat::Stored::json`]): what [`ack_ok`] makes of it, without
+/// serializing the message again.
+pub fn ack_message(reference: u64, message_json: &str) -> String {
+    let mut f = String::with_capacity(message_json.len() + 48);
+    f.push_str(r#"{"type":"ack","ref":"#);
+    f.push_str(&reference.to_string());
+    f.push_str(r#","data":{"message":"#);
+    f.push_str(message_json);
+    f.push_str("}}");
+    f
+}
+
+/// The `message:receive` (DM) or `message:group:receive` frame of `msg` around its JSON
+/// ([`quickmeet::chat::Stored::json`]): what [`ServerEvent::MessageReceive`] and
+/// [`ServerEvent::MessageGroupReceive`] make of it, without serializing it again.
+pub fn message_frame(msg: &Message, json: &str) -> String {
+    let kind = if msg.group_id.is_some() { "message:group:receive" } else { "message:receive" };
+    let mut f = String::with_capacity(json.len() + 56);
+    f.push_str(r#"{"type":""#);
+    f.push_str(kind);
+    f.push_str(r#"","data":{"message":"#);
+    f.push_str(json);
+    f.push_str("}}");
+    f
+}
+
 /// `{"type":"ack","ref":n,"error":{"code","message"}}`.
 pub fn ack_err(reference: u64, code: &str, message: &str) -> String {
     serde_json::json!({"type": "ack", "ref": reference, "error": {"code": code, "message": message}}).to_string()
@@ -344,6 +371,38 @@ mod tests {
         assert_eq!(bad.reference, Some(3));
         assert!(bad.error.to_string().contains("unknown event type"), "{}", bad.error);
         assert_eq!(decode(r#"{"type":"typing:start","data":{"to":"u"}}"#).unwrap().event.tier(), WsTier::Typing);
+    }
+
+    #[test]
+    fn frames_around_a_message_json_are_the_serialized_events_byte_for_byte() {
+        let dm = Message {
+            id: MessageId::from("01a2155d-96d6-7194-aebf-2d3f92027a4d"),
+            from: UserId::from("u1"),
+            to: Some(UserId::from("u2")),
+            group_id: None,
+            kind: Kind::Text,
+            content: "say \"hi\" \\ \u{1F600}\n".into(),
+            file: None,
+            client_id: Some("c-1".into()),
+            created_at: "2026-11-27T00:00:00.000Z".into(),
+            read_at: None,
+            read_by: None,
+        };
+        let group = Message { to: None, group_id: Some(GroupId::from("g1")), read_by: Some(vec![]), ..dm.clone() };
+        for m in [dm, group] {
+            let json = serde_json::to_string(&m).unwrap();
+            let event = if m.group_id.is_some() {
+                ServerEvent::MessageGroupReceive { message: m.clone() }
+            } else {
+                ServerEvent::MessageReceive { message: m.clone() }
+            };
+            assert_eq!(message_frame(&m, &json), event.to_frame());
+            #[derive(Serialize)]
+            struct Sent<'a> {
+                message: &'a Message,
+            }
+            assert_eq!(ack_message(42, &json), ack_ok(42, &Sent { message: &m }));
+        }
     }
 
     #[test]

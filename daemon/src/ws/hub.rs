@@ -4,7 +4,7 @@
 //! slow consumer never stalls anyone else. A frame is serialized once and shared by
 //! every recipient (`Utf8Bytes` is reference-counted).
 
-use super::events::{ReadNotice, ServerEvent, Typing};
+use super::events::{message_frame, ReadNotice, ServerEvent, Typing};
 use quickmeet::calls::{Out, To};
 use quickmeet::chat::{Message, Receipt};
 use quickmeet::ids::{GroupId, UserId};
@@ -267,12 +267,19 @@ impl Hub {
     /// Delivers a new message: a DM to the recipient and the sender's other connections; a
     /// group message to every current member's connections but the sending one.
     pub fn deliver_message(&self, msg: &Message, except: Option<ConnId>) {
+        if let Ok(json) = serde_json::to_string(msg) {
+            self.deliver_stored(msg, &json, except);
+        }
+    }
+
+    /// [`Hub::deliver_message`] for a message already serialized as `json`
+    /// ([`quickmeet::chat::Stored::json`]): its frame embeds those bytes.
+    pub fn deliver_stored(&self, msg: &Message, json: &str, except: Option<ConnId>) {
+        let frame: Utf8Bytes = message_frame(msg, json).into();
         if let Some(to) = &msg.to {
-            let frame: Utf8Bytes = ServerEvent::MessageReceive { message: msg.clone() }.to_frame().into();
             self.send_to(&[to, &msg.from], &frame, except);
         } else if let Some(g) = &msg.group_id {
             let Ok(group) = self.core.groups.get(g) else { return };
-            let frame: Utf8Bytes = ServerEvent::MessageGroupReceive { message: msg.clone() }.to_frame().into();
             let members: Vec<&UserId> = group.members.iter().collect();
             self.send_to(&members, &frame, except);
         }
