@@ -55,12 +55,24 @@ pub fn restore(archive: &Path, data_dir: &Path, force: bool) -> Result<Manifest>
     let unpacked = walk_archive(BufReader::new(open()?), |path, mode, reader| {
         let key = path.to_string_lossy();
         if let Some(table) = key.strip_prefix("store/").and_then(|t| t.strip_suffix(".jsonl")) {
-            let (name, kind) = tables::TABLES
-                .iter()
-                .chain(tables::LEGACY)
-                .find(|(n, _)| *n == table)
-                .ok_or_else(|| invalid(format!("the backup has a table this quickmeet does not know: {table}")))?;
-            tables::load(&tx, name, *kind, BufReader::new(reader))?;
+            let (name, kind) = match tables::TABLES.iter().find(|(n, _)| *n == table) {
+                Some(&(name, kind)) => (name, kind),
+                None => match tables::LEGACY.iter().find(|(n, _, _)| *n == table) {
+                    Some(&(name, kind, dropped)) if manifest.schema_version < dropped => (name, kind),
+                    Some(&(_, _, dropped)) => {
+                        // Loaded, it would stay: nothing upgrades a current schema.
+                        return Err(invalid(format!(
+                            "the backup is of database schema {} but has the table {table}, which schema {dropped} \
+                             dropped",
+                            manifest.schema_version
+                        )));
+                    }
+                    None => {
+                        return Err(invalid(format!("the backup has a table this quickmeet does not know: {table}")))
+                    }
+                },
+            };
+            tables::load(&tx, name, kind, BufReader::new(reader))?;
             return Ok(());
         }
         let first = path.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());

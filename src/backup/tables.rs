@@ -44,12 +44,13 @@ pub(crate) const TABLES: &[(&str, Kind)] = &[
     ("chat_mark", Kind::StrU64),
 ];
 
-/// Tables of older schemas a restore still reads from their backups; the restore then
-/// brings them to the current schema (see `restore`).
-pub(crate) const LEGACY: &[(&str, Kind)] = &[
-    ("recent_seq_conv_sender", Kind::U64ToStrStr),
-    ("merging_seq_conv_sender", Kind::U64ToStrStr),
-    ("conv_seq_sender", Kind::StrU64ToStr),
+/// Tables of older schemas a restore still reads from their backups, each with the schema
+/// that dropped it; the restore then brings them to the current schema (see `restore`).
+/// A backup of that schema or later that has one is refused.
+pub(crate) const LEGACY: &[(&str, Kind, u64)] = &[
+    ("recent_seq_conv_sender", Kind::U64ToStrStr, 5),
+    ("merging_seq_conv_sender", Kind::U64ToStrStr, 5),
+    ("conv_seq_sender", Kind::StrU64ToStr, 6),
 ];
 
 /// Tables that exist but are not data.

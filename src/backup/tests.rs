@@ -195,39 +195,7 @@ async fn an_older_backup_restores(version: u64) {
         old.extend([("chat_mark", None), ("recent_seq_conv_sender", Some(recent.as_str()))]);
     }
     m.schema_version = version;
-    for (table, rows) in &old {
-        let path = format!("store/{table}.jsonl");
-        m.tables.remove(*table);
-        m.entries.retain(|e| e.path != path);
-        if let Some(rows) = rows {
-            m.tables.insert(table.to_string(), rows.lines().count() as u64);
-            m.entries.push(Entry { path, size: rows.len() as u64, sha256: hex(Sha256::digest(rows)) });
-        }
-    }
-    let mut old_archive = Vec::new();
-    {
-        let mut t = tar::Builder::new(zstd::stream::write::Encoder::new(&mut old_archive, 1).unwrap().auto_finish());
-        let mut a = tar::Archive::new(zstd::stream::read::Decoder::new(bytes.as_slice()).unwrap());
-        for e in a.entries().unwrap() {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            if path == MANIFEST {
-                // The manifest comes last: the old tables go in before it.
-                for (table, rows) in old.iter().filter_map(|(t, r)| r.map(|r| (t, r))) {
-                    let mut h = header(rows.len() as u64, 0o600);
-                    t.append_data(&mut h, format!("store/{table}.jsonl"), rows.as_bytes()).unwrap();
-                }
-                let json = serde_json::to_vec_pretty(&m).unwrap();
-                t.append_data(&mut header(json.len() as u64, 0o644), MANIFEST, json.as_slice()).unwrap();
-            } else if !old.iter().any(|(table, _)| path == format!("store/{table}.jsonl")) {
-                t.append_data(&mut e.header().clone(), &path, data.as_slice()).unwrap();
-            }
-        }
-        t.finish().unwrap();
-    }
-    let old = old_archive;
+    let old = with_tables(&bytes, &mut m, &old);
     let archive = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(archive.path(), &old).unwrap();
     let target = tempfile::tempdir().unwrap();
@@ -248,7 +216,66 @@ async fn an_older_backup_restores(version: u64) {
     assert_eq!(contents(&r).await.0.len(), 11);
     // Nothing of the old schema is left: the restored store backs up again.
     let tx = r.store.begin_read().unwrap();
-    assert!(tx.list_tables().unwrap().all(|t| !tables::LEGACY.iter().any(|(n, _)| *n == t.name())));
+    assert!(tx.list_tables().unwrap().all(|t| !tables::LEGACY.iter().any(|(n, _, _)| *n == t.name())));
     drop(tx);
     backup(&r);
+}
+
+/// `backup` as a backup with `tables` (table → its rows; `None`: no such table) instead of
+/// the ones of those names it has, and `m` as its manifest.
+fn with_tables(backup: &[u8], m: &mut Manifest, tables: &[(&str, Option<&str>)]) -> Vec<u8> {
+    for (table, rows) in tables {
+        let path = format!("store/{table}.jsonl");
+        m.tables.remove(*table);
+        m.entries.retain(|e| e.path != path);
+        if let Some(rows) = rows {
+            m.tables.insert(table.to_string(), rows.lines().count() as u64);
+            m.entries.push(Entry { path, size: rows.len() as u64, sha256: hex(Sha256::digest(rows)) });
+        }
+    }
+    let mut archive = Vec::new();
+    {
+        let mut t = tar::Builder::new(zstd::stream::write::Encoder::new(&mut archive, 1).unwrap().auto_finish());
+        let mut a = tar::Archive::new(zstd::stream::read::Decoder::new(backup).unwrap());
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if path == MANIFEST {
+                // The manifest comes last: the tables go in before it.
+                for (table, rows) in tables.iter().filter_map(|(t, r)| r.map(|r| (t, r))) {
+                    let mut h = header(rows.len() as u64, 0o600);
+                    t.append_data(&mut h, format!("store/{table}.jsonl"), rows.as_bytes()).unwrap();
+                }
+                let json = serde_json::to_vec_pretty(&*m).unwrap();
+                t.append_data(&mut header(json.len() as u64, 0o644), MANIFEST, json.as_slice()).unwrap();
+            } else if !tables.iter().any(|(table, _)| path == format!("store/{table}.jsonl")) {
+                t.append_data(&mut e.header().clone(), &path, data.as_slice()).unwrap();
+            }
+        }
+        t.finish().unwrap();
+    }
+    archive
+}
+
+#[tokio::test]
+async fn a_backup_of_the_current_schema_with_a_table_it_dropped_is_refused_and_changes_nothing() {
+    let (_dir, c) = populated().await;
+    let (bytes, mut m) = backup(&c);
+    let alice = c.accounts.find("alice").unwrap().id;
+    // Schema 6 dropped `conv_seq_sender`: loaded, it would stay, and every later backup of
+    // the restored store would fail on it.
+    let rows = format!("{}\n", serde_json::json!([["dm:x", 1], alice.as_str()]));
+    let archive = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(archive.path(), with_tables(&bytes, &mut m, &[("conv_seq_sender", Some(&rows))])).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let err = restore(archive.path(), target.path(), false).unwrap_err();
+    assert!(matches!(err, Error::Invalid("invalid_backup", _)), "{err:?}");
+    assert!(err.to_string().contains("conv_seq_sender"), "{err}");
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0, "the data dir stays empty");
+    // The same archive without that table restores.
+    std::fs::write(archive.path(), with_tables(&bytes, &mut m, &[("conv_seq_sender", None)])).unwrap();
+    restore(archive.path(), target.path(), false).unwrap();
+    backup(&open(target.path()));
 }
