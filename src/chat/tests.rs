@@ -489,3 +489,47 @@ async fn submit_then_hands_over_every_outcome_in_order_and_refusals_at_once() {
     let page = c.chat.history(&b, &Target::User(a.clone()), None, 10).await.unwrap();
     assert_eq!(page.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["one", "three"]);
 }
+
+/// Runs the test `name` of this binary in a child process with `QM_CHILD` set, and
+/// returns how the child ended.
+fn in_child(name: &str) -> std::process::ExitStatus {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads", "1"])
+        .env("QM_CHILD", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child still runs after 60 s: it hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_panic_on_the_writers_sync_thread_ends_the_process_instead_of_leaving_sends_unanswered() {
+    const NAME: &str =
+        "chat::tests::a_panic_on_the_writers_sync_thread_ends_the_process_instead_of_leaving_sends_unanswered";
+    if std::env::var_os("QM_CHILD").is_none() {
+        use std::os::unix::process::ExitStatusExt;
+        let status = in_child(NAME);
+        assert_eq!(status.signal(), Some(libc::SIGABRT), "{status:?}");
+        return;
+    }
+    // The child: a callback panics on the sync thread, then a send waits for its answer.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (_d, c) = core().await;
+        let (a, b) = (user(&c, "alice").await, user(&c, "bob").await);
+        c.chat.submit_then(&a, Target::User(b.clone()), text("one"), |_| panic!("a bug")).await.unwrap();
+        let _ = c.chat.send(&a, Target::User(b), text("two")).await;
+        // Answered or refused, the process lives on: the parent sees a clean exit.
+        std::process::exit(0);
+    });
+}

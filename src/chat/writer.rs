@@ -78,8 +78,12 @@ pub(crate) fn spawn(
     let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
     // Holds at most about two commits: each commit's writes wait for the sync before it.
     let (to_sync, done) = std::sync::mpsc::channel::<Done>();
-    let syncer = std::thread::Builder::new().name("qm-sync".into()).spawn(move || answer(done, &after_commit))?;
+    let syncer = std::thread::Builder::new().name("qm-sync".into()).spawn(move || {
+        let _fatal = AbortOnPanic("qm-sync");
+        answer(done, &after_commit)
+    })?;
     let handle = std::thread::Builder::new().name("qm-writer".into()).spawn(move || {
+        let _fatal = AbortOnPanic("qm-writer");
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stop = false;
         while !stop {
@@ -109,6 +113,21 @@ pub(crate) fn spawn(
         let _ = syncer.join();
     })?;
     Ok((tx, handle))
+}
+
+/// Ends the process when the thread holding it panics. Without the writer no send would
+/// be stored, and without its sync thread none would be answered: every sender would wait
+/// forever while the process looked healthy. Ended, it is restarted (the unit's
+/// `Restart=on-failure`) with every acknowledged message, and clients resend the rest.
+struct AbortOnPanic(&'static str);
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(thread = self.0, "a message writer thread panicked; stopping the process");
+            std::process::abort();
+        }
+    }
 }
 
 /// Answers each commit once it is durable, in commit order, then calls the after-commit
