@@ -101,7 +101,7 @@ pub fn run(cli: &Cli, cmd: &CertCmd, io: &mut Io<'_>) -> Outcome {
         CertCmd::Renew => {
             let dir =
                 quickmeet::admin::offline::Offline::open(&target.data_dir).map_err(|e| target.offline_failure(e))?;
-            let c = dir.renew_cert(target.listen).map_err(core_failure)?;
+            let c = dir.renew_cert(&target.config).map_err(core_failure)?;
             report(cli, io, &c.into(), Some("quickmeetd is not running; it uses this certificate when it starts"))
         }
         CertCmd::ExportCa { file } => {

@@ -7,7 +7,6 @@ use crate::{exit, Cli, Failure};
 use quickmeet::admin::{AdminRequest, AdminResponse, Envelope, ErrorKind, MAX_RESPONSE_BYTES, PROTOCOL_VERSION};
 use quickmeet::config::Config;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +19,9 @@ pub const SYSTEM_CONFIG: &str = "/etc/quickmeet/quickmeet.toml";
 pub struct Target {
     pub data_dir: PathBuf,
     pub socket: PathBuf,
-    /// The daemon's HTTPS address, which its certificate must name.
-    pub listen: SocketAddr,
+    /// The daemon's configuration (its defaults without a config file): what its
+    /// certificate must name.
+    pub config: Config,
     /// How to start the daemon, for messages.
     pub start_hint: String,
 }
@@ -57,7 +57,7 @@ impl Target {
         } else {
             format!("quickmeetd --data-dir {}", data_dir.display())
         };
-        Ok(Target { data_dir, socket, listen: config.listen, start_hint })
+        Ok(Target { data_dir, socket, config, start_hint })
     }
 
     /// Connects to the admin socket.

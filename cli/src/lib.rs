@@ -298,6 +298,28 @@ mod tests {
     }
 
     #[test]
+    fn cert_renew_offline_names_what_the_daemons_config_asks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(quickmeet::store::Store::open(dir.path()).unwrap());
+        let names = |args: &[&str]| {
+            let (code, out, err) = run_capture(args);
+            assert_eq!(code, 0, "{err}");
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            v["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect::<Vec<_>>()
+        };
+        // With --data-dir alone, the daemon's defaults: mDNS on as quickmeet.local.
+        let default = names(&["--json", "--data-dir", dir_arg(&dir), "cert", "renew"]);
+        assert!(default.contains(&"quickmeet.local".to_string()), "{default:?}");
+        let config = dir.path().join("quickmeet.toml");
+        let toml = format!("data-dir = {:?}\nlisten = \"10.9.8.7:8443\"\nmdns-name = \"ward-3\"\n", dir.path());
+        std::fs::write(&config, toml).unwrap();
+        let configured = names(&["--json", "--config", config.to_str().unwrap(), "cert", "renew"]);
+        for name in ["ward-3.local", "10.9.8.7"] {
+            assert!(configured.contains(&name.to_string()), "{name} not in {configured:?}");
+        }
+    }
+
+    #[test]
     fn an_unreadable_or_missing_config_file_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.toml");

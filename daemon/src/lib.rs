@@ -90,24 +90,12 @@ pub struct Prepared {
 pub fn prepare(config: Config, listen: SocketAddr) -> anyhow::Result<Prepared> {
     let data_dir = config.data_dir.clone();
     let core = Core::open(config).context("opening the data dir")?;
-    let names = certificate_names(&core.config, listen);
+    let names = quickmeet::certs::names_for(&core.config, listen);
     let cert = quickmeet::certs::ensure(&data_dir, &names, false).context("preparing the TLS certificate")?;
     let paths = quickmeet::certs::TlsPaths::new(&data_dir);
     let certs = tls::CertResolver::from_files(&paths.cert, &paths.key)?;
     let ca_pem = std::fs::read_to_string(&paths.ca_cert)?;
     Ok(Prepared { core, cert, ca_pem, certs })
-}
-
-/// The names the server certificate should cover: every local name and address, the
-/// listen address when it is a specific one, and `<mdns-name>.local` when mDNS is on.
-pub fn certificate_names(config: &Config, listen: SocketAddr) -> Vec<String> {
-    let mut names = quickmeet::certs::names_for(listen);
-    if config.mdns_enabled {
-        names.push(format!("{}.local", config.mdns_name.to_ascii_lowercase()));
-        names.sort();
-        names.dedup();
-    }
-    names
 }
 
 /// Builds the shared state: the hub, the TURN server (or external TURN credentials).

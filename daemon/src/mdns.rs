@@ -1,7 +1,7 @@
 //! LAN discovery: advertises `<mdns-name>.local` (A/AAAA records) and an `_https._tcp`
 //! service on the HTTPS port over multicast DNS, so people can type
 //! `https://quickmeet.local/` instead of an address. The server certificate names
-//! `<mdns-name>.local` too (see [`crate::certificate_names`]).
+//! `<mdns-name>.local` too (see [`quickmeet::certs::names_for`]).
 
 use anyhow::Context;
 use mdns_sd::{ServiceDaemon, ServiceInfo};

@@ -7,11 +7,11 @@
 use crate::accounts::{validate_password, UserRecord, USERID_USER, USERNAME_USERID};
 use crate::admin::CertReport;
 use crate::certs::CertInfo;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{from_cell, to_cell, Store};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
-use std::net::SocketAddr;
 use std::path::Path;
 
 /// A stopped daemon's data dir, locked for administration until dropped.
@@ -50,11 +50,11 @@ impl Offline {
         Ok(rec)
     }
 
-    /// Issues a fresh server certificate from the local CA for a daemon listening on
-    /// `listen`; the daemon uses it when it starts.
-    pub fn renew_cert(&self, listen: SocketAddr) -> Result<CertInfo> {
+    /// Issues a fresh server certificate from the local CA for a daemon with `config`
+    /// (listening on its `listen`); the daemon uses it when it starts.
+    pub fn renew_cert(&self, config: &Config) -> Result<CertInfo> {
         let dir = self.store.data_dir();
-        let info = crate::certs::ensure(dir, &crate::certs::names_for(listen), true)?;
+        let info = crate::certs::ensure(dir, &crate::certs::names_for(config, config.listen), true)?;
         hand_back(dir)?;
         Ok(info)
     }
@@ -256,15 +256,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_certificate_renewed_offline_is_new_and_covers_the_listen_address() {
+    async fn a_certificate_renewed_offline_is_new_and_the_one_the_daemon_then_serves() {
         let (dir, _) = stopped().await;
         let before = crate::certs::current(dir.path()).unwrap();
         let off = Offline::open(dir.path()).unwrap();
-        let after = off.renew_cert("10.9.8.7:8443".parse().unwrap()).unwrap();
+        let config =
+            Config { listen: "10.9.8.7:8443".parse().unwrap(), mdns_name: "Ward-3".into(), ..Config::default() };
+        let after = off.renew_cert(&config).unwrap();
         assert_ne!(before.fingerprint, after.fingerprint);
         assert_eq!(before.ca_fingerprint, after.ca_fingerprint, "devices keep trusting the CA");
-        assert!(after.names.contains(&"10.9.8.7".to_string()), "{:?}", after.names);
+        for name in ["10.9.8.7", "ward-3.local"] {
+            assert!(after.names.contains(&name.to_string()), "{name} not in {:?}", after.names);
+        }
         assert_eq!(crate::certs::current(dir.path()).unwrap(), after);
+        // What the daemon checks at start: the renewed certificate covers it all, so it is
+        // kept rather than issued again.
+        let names = crate::certs::names_for(&config, config.listen);
+        assert_eq!(crate::certs::ensure(dir.path(), &names, false).unwrap(), after);
+        // Without mDNS the name is not asked for.
+        let quiet = Config { mdns_enabled: false, ..config.clone() };
+        assert!(!crate::certs::names_for(&quiet, quiet.listen).contains(&"ward-3.local".to_string()));
     }
 
     #[tokio::test]

@@ -107,14 +107,17 @@ pub fn local_names() -> Vec<String> {
     names.into_iter().collect()
 }
 
-/// The names a server certificate for a daemon listening on `listen` should cover: every
-/// local name and address, plus the listen address when it is a specific one. The daemon
-/// and the offline `quickmeet cert renew` agree on this, so a certificate renewed offline
-/// is not re-issued again at the next start.
-pub fn names_for(listen: std::net::SocketAddr) -> Vec<String> {
+/// The names a server certificate for a daemon with `config` listening on `listen` should
+/// cover: every local name and address, the listen address when it is a specific one, and
+/// `<mdns-name>.local` when mDNS is on. The daemon and the offline `quickmeet cert renew`
+/// agree on this, so a certificate renewed offline is the one the next start serves.
+pub fn names_for(config: &crate::config::Config, listen: std::net::SocketAddr) -> Vec<String> {
     let mut names = local_names();
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());
+    }
+    if config.mdns_enabled {
+        names.push(format!("{}.local", config.mdns_name.to_ascii_lowercase()));
     }
     names.sort();
     names.dedup();

@@ -200,7 +200,7 @@ fn internal(e: anyhow::Error) -> Error {
 /// it at once, open connections keep theirs.
 async fn renew(ctx: &Ctx) -> Result<CertReport> {
     let dir = data_dir(&ctx.state).to_path_buf();
-    let names = crate::certificate_names(&ctx.state.core.config, ctx.https);
+    let names = quickmeet::certs::names_for(&ctx.state.core.config, ctx.https);
     let info = tokio::task::spawn_blocking(move || quickmeet::certs::ensure(&dir, &names, true)).await??;
     reload(&ctx.state)?;
     tracing::info!(fingerprint = %info.fingerprint, "server certificate renewed by the administrator");
